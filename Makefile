@@ -1,0 +1,58 @@
+# snnedu — two entry points on a fresh machine:
+#   make book   create/reuse the virtual environment, install, build the Jupyter Book into _build/html
+#   make test   same environment; unit tests + every chapter under strict nbval
+#
+# The venv lives outside the clone, keyed by a hash of requirements.txt, so every clone (and CI)
+# on this machine reuses it. Override with `make test VENV=/path/to/venv`.
+SHELL      := /bin/bash
+PYTHON     ?= python3
+REQ_HASH   := $(shell sha256sum requirements.txt | cut -c1-12)
+VENV       ?= $(HOME)/.cache/snnedu/venv-$(REQ_HASH)
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.snnedu-requirements-installed
+MATHJAX_VERSION := 3.2.2
+MATHJAX    := book/_static/mathjax/tex-chtml.js
+PYTEST_ARGS ?=
+
+.PHONY: all venv install test unit nbval book clean-book mathjax
+
+all: test
+
+# The stamp is written only after pip succeeded, so an interrupted install is redone, never trusted.
+$(STAMP): requirements.txt
+	@echo "snnedu: creating virtual environment $(VENV)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "snnedu: installing requirements.txt into it (a few minutes the first time)"
+	$(PY) -m pip install -qq -r requirements.txt
+	@touch $@
+
+venv: $(STAMP)
+
+# Editable install of the package itself (cheap; redone every time so a moved clone is picked up).
+install: venv
+	@$(PY) -m pip install -qq --no-deps --no-build-isolation -e .
+
+# Tests: one pytest run (unit tests + notebooks under strict nbval) so its summary is the last line.
+test: install
+	cd $(CURDIR) && TQDM_DISABLE=1 $(PY) -m pytest tests notebooks --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: install
+	TQDM_DISABLE=1 $(PY) -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
+
+nbval: install
+	TQDM_DISABLE=1 $(PY) -m pytest notebooks --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
+
+# MathJax 3 from the npm registry, served from the built book so math renders offline.
+$(MATHJAX):
+	@bash tools/fetch_mathjax.sh $(MATHJAX_VERSION) book/_static/mathjax
+
+mathjax: $(MATHJAX)
+
+book: install $(MATHJAX)
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@test -f _build/html/index.html && echo "snnedu: book built at _build/html/index.html"
+
+clean-book:
+	rm -rf _build

@@ -1,0 +1,33 @@
+"""snnedu — the library of the runnable textbook of directly-trained spiking neural networks.
+
+Tensors are time-first everywhere: ``[T, B, ...]`` (``T`` time steps, ``B`` batch).
+
+>>> from snnedu import LIF, PoissonEncoder, SpikingMLP, fit
+"""
+from . import functional, viz
+from ._checks import set_input_checks
+from .base import StatefulModule, reset
+from .data import DataSplit, load_mnist, make_loaders, take_per_class
+from .decay import LearnableDecay
+from .encoding import (DirectEncoder, LatencyEncoder, PoissonEncoder, direct_encode, latency_encode,
+                       poisson_encode)
+from .errors import DataError, HyperParameterError, InputError, SnneduError, StateError
+from .functional.surrogate import ATan, Rectangular, Sigmoid, Surrogate, Triangle, get_surrogate
+from .layers import Flatten, TimeDistributed, fold_time, unfold_time
+from .losses import TauVarianceRegularizer, mean_over_time, predict, rate_cross_entropy
+from .models import SpikingCNN, SpikingMLP
+from .neurons import IF, LIF, PLIF, BaseNeuron
+from .train import History, TrainingError, default_device, evaluate, fit, seed_everything
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "functional", "viz", "set_input_checks", "DataSplit", "StatefulModule", "reset", "load_mnist", "make_loaders",
+    "take_per_class", "LearnableDecay", "DirectEncoder", "LatencyEncoder", "PoissonEncoder",
+    "direct_encode", "latency_encode", "poisson_encode", "DataError", "HyperParameterError",
+    "InputError", "SnneduError", "StateError", "TrainingError", "ATan", "Rectangular", "Sigmoid",
+    "Surrogate", "Triangle", "get_surrogate", "Flatten", "TimeDistributed", "fold_time", "unfold_time",
+    "TauVarianceRegularizer", "mean_over_time", "predict", "rate_cross_entropy", "SpikingCNN",
+    "SpikingMLP", "IF", "LIF", "PLIF", "BaseNeuron", "History", "default_device", "evaluate", "fit",
+    "seed_everything",
+]

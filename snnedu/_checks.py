@@ -1,0 +1,85 @@
+"""Small validation helpers shared by the modules (clear errors at the boundary, not deep inside)."""
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+
+from .errors import HyperParameterError, InputError
+
+# Set to False (``snnedu.set_input_checks(False)``) to skip the NaN/inf scan of every input on hot
+# paths; the scan is one reduction per call but forces a host-device sync on CUDA.
+_CHECK_FINITE = True
+
+
+def set_input_checks(enabled: bool) -> None:
+    """Turn the NaN/inf scan of layer inputs on (default) or off (a little faster on CUDA)."""
+    global _CHECK_FINITE
+    _CHECK_FINITE = bool(enabled)
+
+
+def real(name: str, value, *, low=None, high=None, low_open=False, high_open=False,
+         allow_none=False, what: str | None = None) -> float | None:
+    """Validate a real scalar hyper-parameter and return it as ``float``.
+
+    ``low``/``high`` bound the allowed interval; ``*_open`` make the bound exclusive. The message names
+    the parameter, the value and the allowed interval.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise HyperParameterError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    interval = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
+    bad = math.isnan(value) or math.isinf(value)
+    if low is not None:
+        bad |= value <= low if low_open else value < low
+    if high is not None:
+        bad |= value >= high if high_open else value > high
+    if bad:
+        extra = f" ({what})" if what else ""
+        raise HyperParameterError(f"{name} must be finite and in {interval}{extra}, got {value!r}")
+    return value
+
+
+def positive_int(name: str, value, *, minimum: int = 1) -> int:
+    """Validate an integer hyper-parameter (e.g. ``T``, ``K``) that must be ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise HyperParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def tensor_input(name: str, x, *, min_dim: int, layout: str, float_only: bool = True) -> torch.Tensor:
+    """Check that ``x`` is a floating tensor of rank >= ``min_dim`` without NaN/inf.
+
+    ``layout`` is the expected layout, written like ``"[T, B, ...]"``, and appears in the message.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"{name} expects a torch.Tensor shaped {layout}, got {type(x).__name__}")
+    if x.dim() < min_dim:
+        raise InputError(
+            f"{name} expects a tensor shaped {layout} (at least {min_dim} dims, time first), "
+            f"got shape {list(x.shape)}. Multi-step layers take the whole sequence [T, B, ...]; "
+            "to feed a static batch [B, ...], encode it first (e.g. snnedu.DirectEncoder(T)) "
+            "or use the neuron's .step() for one time step.")
+    if float_only and not x.is_floating_point():
+        raise InputError(f"{name} expects a floating-point tensor, got dtype {x.dtype}; "
+                         "convert with x.float()")
+    if min_dim >= 1 and x.shape[0] == 0:
+        raise InputError(f"{name} got an empty time dimension (T = 0) in shape {list(x.shape)}")
+    check_finite(name, x)
+    return x
+
+
+def check_finite(name: str, x: torch.Tensor) -> None:
+    """Raise :class:`InputError` if ``x`` contains NaN or inf (skipped when checks are disabled)."""
+    if _CHECK_FINITE and x.is_floating_point() and x.numel() and not bool(torch.isfinite(x).all()):
+        n_nan = int(torch.isnan(x).sum())
+        n_inf = int(torch.isinf(x).sum())
+        raise InputError(f"{name} got non-finite input: {n_nan} NaN and {n_inf} inf values "
+                         f"in a tensor of shape {list(x.shape)}")

@@ -1,0 +1,78 @@
+"""Shared pieces of the data loaders: the returned split, a compact image dataset, helpers."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from .._checks import positive_int
+
+__all__ = ["DataSplit", "ImageTensorDataset", "data_root", "make_loaders", "take_per_class"]
+
+
+def data_root(root: Optional[str] = None) -> Path:
+    """Where datasets live: ``root``, else ``$SNNEDU_DATA``, else ``~/.cache/snnedu/data``."""
+    return Path(root or os.environ.get("SNNEDU_DATA") or Path.home() / ".cache" / "snnedu" / "data")
+
+
+class ImageTensorDataset(Dataset):
+    """Images kept as ``uint8`` ``[N, C, H, W]`` (compact), returned as float ``[C, H, W]`` in [0, 1]."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        if images.dim() != 4 or images.dtype != torch.uint8:
+            raise ValueError(f"images must be uint8 [N, C, H, W], got {images.dtype} {list(images.shape)}")
+        if labels.shape != (images.shape[0],):
+            raise ValueError(f"labels must be [N] with N = {images.shape[0]}, got {list(labels.shape)}")
+        self.images = images
+        self.targets = labels.long()
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i):
+        return self.images[i].float().div_(255.0), self.targets[i]
+
+
+@dataclass
+class DataSplit:
+    """A train/test pair and where it came from.
+
+    ``source`` is a one-line, human-readable description that results must quote (e.g. "MNIST
+    (torchvision, 60,000 train / 10,000 test)" or the offline subset's name).
+    """
+
+    train: Dataset
+    test: Dataset
+    source: str
+    offline_standin: bool = False
+
+    def __repr__(self) -> str:
+        return f"DataSplit(train={len(self.train)}, test={len(self.test)}, source={self.source!r})"
+
+
+def _targets(ds) -> torch.Tensor:
+    if isinstance(ds, Subset):
+        return torch.as_tensor(_targets(ds.dataset))[torch.as_tensor(ds.indices)]
+    return torch.as_tensor(ds.targets)
+
+
+def take_per_class(ds, n_per_class: int) -> Subset:
+    """The first ``n_per_class`` samples of every class, in dataset order (deterministic)."""
+    n_per_class = positive_int("n_per_class", n_per_class)
+    y = _targets(ds)
+    idx = torch.cat([torch.nonzero(y == c).flatten()[:n_per_class] for c in torch.unique(y)])
+    return Subset(ds, idx.sort().values.tolist())
+
+
+def make_loaders(split: DataSplit, batch_size: int = 64, seed: int = 0, test_batch_size: int = 256,
+                 num_workers: int = 0):
+    """``(train_loader, test_loader)``; the training order is shuffled by a generator seeded with ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    train = DataLoader(split.train, batch_size=batch_size, shuffle=True, generator=g,
+                       num_workers=num_workers, drop_last=False)
+    test = DataLoader(split.test, batch_size=test_batch_size, shuffle=False, num_workers=num_workers)
+    return train, test

@@ -1,0 +1,117 @@
+r"""Encoders: turn a static batch ``[B, ...]`` into a time-first sequence ``[T, B, ...]``.
+
+- :class:`PoissonEncoder` (rate coding): :math:`s[t] = \mathbb 1[r[t] < p]`, :math:`r[t] \sim U[0,1)` i.i.d.
+  per pixel and step, so a pixel of intensity :math:`p \in [0, 1]` spikes :math:`pT` times on average.
+  Stochastic: different spike trains on every call.
+- :class:`DirectEncoder`: the analog input repeated at every step; the first spiking layer of the
+  network does the encoding (PLIF, MLF, TET papers). Deterministic.
+- :class:`LatencyEncoder` (time-to-first-spike): each pixel spikes once, brighter pixels earlier:
+  :math:`t_{spike} = \mathrm{round}((1 - p)(T - 1))`; pixels with :math:`p \le` ``threshold`` never spike.
+
+All are ``nn.Module`` s (no parameters) so they can lead an ``nn.Sequential``; the pure functions
+``poisson_encode``, ``direct_encode``, ``latency_encode`` do the same work.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from ._checks import positive_int, real, tensor_input
+from .errors import InputError
+
+__all__ = ["poisson_encode", "direct_encode", "latency_encode",
+           "PoissonEncoder", "DirectEncoder", "LatencyEncoder"]
+
+
+def _check_unit_interval(name: str, x: torch.Tensor) -> None:
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        raise InputError(f"{name} expects intensities in [0, 1] (e.g. ToTensor() images, not normalised "
+                         f"ones), got values in [{lo:.4g}, {hi:.4g}]")
+
+
+def poisson_encode(x: torch.Tensor, T: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Bernoulli spikes with probability ``x`` at each of ``T`` steps: ``[B, ...] -> [T, B, ...]``."""
+    T = positive_int("T", T)
+    tensor_input("PoissonEncoder", x, min_dim=1, layout="[B, ...]")
+    _check_unit_interval("PoissonEncoder", x)
+    r = torch.rand((T, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
+    return (r < x).to(x.dtype)
+
+
+def direct_encode(x: torch.Tensor, T: int) -> torch.Tensor:
+    """The same analog input at every step: ``[B, ...] -> [T, B, ...]`` (a broadcast view, no copy)."""
+    T = positive_int("T", T)
+    tensor_input("DirectEncoder", x, min_dim=1, layout="[B, ...]")
+    return x.unsqueeze(0).expand(T, *x.shape)
+
+
+def latency_encode(x: torch.Tensor, T: int, threshold: float = 0.0) -> torch.Tensor:
+    """One spike per pixel at step ``round((1 - x) * (T - 1))``; ``x <= threshold`` never spikes."""
+    T = positive_int("T", T)
+    tensor_input("LatencyEncoder", x, min_dim=1, layout="[B, ...]")
+    _check_unit_interval("LatencyEncoder", x)
+    t_spike = torch.round((1.0 - x) * (T - 1)).long()
+    steps = torch.arange(T, device=x.device).view(T, *([1] * x.dim()))
+    return ((steps == t_spike.unsqueeze(0)) & (x > threshold).unsqueeze(0)).to(x.dtype)
+
+
+class _Encoder(nn.Module):
+    def __init__(self, T: int):
+        super().__init__()
+        self.T = positive_int("T", T)
+
+    def extra_repr(self) -> str:
+        return f"T={self.T}"
+
+
+class PoissonEncoder(_Encoder):
+    """Rate coding: ``[B, ...]`` intensities in [0, 1] -> ``[T, B, ...]`` 0/1 spikes.
+
+    Example::
+
+        >>> enc = PoissonEncoder(T=16)
+        >>> s = enc(torch.rand(8, 1, 28, 28))      # [16, 8, 1, 28, 28]
+        >>> s.mean(0)                              # ~ the input intensities
+    """
+
+    def __init__(self, T: int, generator: Optional[torch.Generator] = None):
+        super().__init__(T)
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return poisson_encode(x, self.T, self.generator)
+
+
+class DirectEncoder(_Encoder):
+    """Direct (analog) coding: repeat ``[B, ...]`` over ``T`` steps -> ``[T, B, ...]``.
+
+    Example::
+
+        >>> DirectEncoder(T=4)(torch.rand(8, 784)).shape   # torch.Size([4, 8, 784])
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return direct_encode(x, self.T)
+
+
+class LatencyEncoder(_Encoder):
+    """Latency (time-to-first-spike) coding: ``[B, ...]`` in [0, 1] -> ``[T, B, ...]``, one spike per pixel.
+
+    Example::
+
+        >>> s = LatencyEncoder(T=8)(torch.tensor([[1.0, 0.5, 0.0]]))
+        >>> s.argmax(0)   # tensor([[0, 4, 0]]) — and the 0.0 pixel has no spike at all
+    """
+
+    def __init__(self, T: int, threshold: float = 0.0):
+        super().__init__(T)
+        self.threshold = real("threshold", threshold, low=0.0, high=1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return latency_encode(x, self.T, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"T={self.T}, threshold={self.threshold}"

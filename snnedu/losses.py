@@ -1,0 +1,80 @@
+r"""Losses and read-outs for time-first network outputs ``[T, B, C]``.
+
+- :func:`rate_cross_entropy`: cross-entropy of the time-averaged output
+  :math:`\mathrm{CE}(\frac1T\sum_t O[t], y)` (the "SDT" loss of the TET paper; MLF, tdBN).
+- :func:`predict`: the class with the largest time-averaged output.
+- :class:`TauVarianceRegularizer`: :math:`\lambda \sum_l \mathrm{Var}(\tau_l)` over the per-neuron PLIF
+  layers of a model (TU Delft thesis; ``on='w'`` reproduces the released code, which used
+  :math:`\mathrm{Var}(w_l)`).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ._checks import real
+from .errors import HyperParameterError, InputError
+
+__all__ = ["mean_over_time", "rate_cross_entropy", "predict", "TauVarianceRegularizer"]
+
+
+def mean_over_time(out: torch.Tensor) -> torch.Tensor:
+    """``[T, B, C] -> [B, C]`` (a ``[B, C]`` input is returned unchanged)."""
+    if out.dim() == 3:
+        return out.mean(0)
+    if out.dim() == 2:
+        return out
+    raise InputError(f"expected network output shaped [T, B, C] or [B, C], got {list(out.shape)}")
+
+
+def rate_cross_entropy(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the mean over time: ``out`` ``[T, B, C]`` (or ``[B, C]``), ``target`` ``[B]``."""
+    logits = mean_over_time(out)
+    if target.dim() != 1 or target.shape[0] != logits.shape[0]:
+        raise InputError(f"target must be [B] class indices with B = {logits.shape[0]}, "
+                         f"got shape {list(target.shape)}")
+    return F.cross_entropy(logits.float(), target)
+
+
+def predict(out: torch.Tensor) -> torch.Tensor:
+    """Predicted classes ``[B]`` from ``[T, B, C]`` (or ``[B, C]``) outputs."""
+    return mean_over_time(out).argmax(-1)
+
+
+class TauVarianceRegularizer:
+    r"""Penalty :math:`\lambda \sum_l \mathrm{Var}(\tau_l)` over every per-neuron PLIF layer ``l``.
+
+    Args:
+        lam: :math:`\lambda \ge 0` (thesis: 0, 0.01, 0.1).
+        on: ``'tau'`` (thesis text, default) or ``'w'`` (the released code: variance of the raw
+            parameter :math:`w`, where :math:`\tau = 1 + e^{-w}`).
+
+    ``Var`` is the unbiased variance over all of a layer's neurons. Per-layer PLIF layers (one tau)
+    contribute nothing.
+
+    Example::
+
+        >>> reg = TauVarianceRegularizer(lam=0.1)
+        >>> loss = task_loss + reg(model)
+    """
+
+    def __init__(self, lam: float = 0.01, on: str = "tau"):
+        self.lam = real("lam (tau regulariser weight)", lam, low=0.0)
+        if on not in ("tau", "w"):
+            raise HyperParameterError(f"on must be 'tau' or 'w', got {on!r}")
+        self.on = on
+
+    def __call__(self, model: nn.Module) -> torch.Tensor:
+        from .decay import LearnableDecay
+
+        terms = []
+        for m in model.modules():
+            if isinstance(m, LearnableDecay) and m.per_neuron and m.is_materialized and m.w.numel() > 1:
+                terms.append((m.tau if self.on == "tau" else m.w).var())
+        if not terms:
+            return torch.zeros(())
+        return self.lam * torch.stack(terms).sum()
+
+    def __repr__(self) -> str:
+        return f"TauVarianceRegularizer(lam={self.lam}, on={self.on!r})"

@@ -1,0 +1,105 @@
+"""Small classifiers for static images (MNIST-sized), used by the first chapters.
+
+Both take an already-encoded sequence ``[T, B, *input_shape]`` and return per-step class scores
+``[T, B, n_classes]`` from a non-spiking linear read-out (average over time for the logits, see
+:func:`snnedu.losses.rate_cross_entropy`). The spiking non-linearity is any neuron factory, e.g.
+``neuron=lambda: snnedu.LIF(tau=2.0)`` or ``functools.partial(snnedu.PLIF, tau_init=2.0)``.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+
+from .._checks import positive_int, tensor_input
+from ..errors import HyperParameterError, InputError
+from ..layers import Flatten, TimeDistributed
+from ..neurons import LIF
+
+__all__ = ["StaticClassifier", "SpikingMLP", "SpikingCNN"]
+
+
+def _default_neuron() -> nn.Module:
+    return LIF(tau=2.0)
+
+
+class StaticClassifier(nn.Module):
+    """Base: checks that the input is ``[T, B, *input_shape]`` before running ``self.body``."""
+
+    def __init__(self, input_shape: Sequence[int]):
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        name = type(self).__name__
+        layout = f"[T, B, {', '.join(map(str, self.input_shape))}]"
+        tensor_input(name, x_seq, min_dim=2, layout=layout)
+        if tuple(x_seq.shape[2:]) != self.input_shape:
+            hint = ""
+            if tuple(x_seq.shape[1:]) == self.input_shape:
+                hint = (" — this looks like a static batch [B, ...] without a time dimension; "
+                        "encode it first, e.g. snnedu.DirectEncoder(T)(x) or snnedu.PoissonEncoder(T)(x)")
+            raise InputError(f"{name} expects input shaped {layout}, got {list(x_seq.shape)}{hint}")
+        return self.body(x_seq)
+
+
+class SpikingMLP(StaticClassifier):
+    """Fully connected SNN: ``Flatten -> [Linear -> neuron] x len(hidden) -> Linear`` read-out.
+
+    Shapes: ``[T, B, *input_shape] -> [T, B, n_classes]``.
+
+    Example::
+
+        >>> net = SpikingMLP(input_shape=(1, 28, 28), hidden=(256,), n_classes=10)
+        >>> net(snnedu.DirectEncoder(4)(torch.rand(8, 1, 28, 28))).shape   # [4, 8, 10]
+    """
+
+    def __init__(self, input_shape: Sequence[int] = (1, 28, 28), hidden: Sequence[int] = (256,),
+                 n_classes: int = 10, neuron: Callable[[], nn.Module] = _default_neuron):
+        super().__init__(input_shape)
+        n_classes = positive_int("n_classes", n_classes, minimum=2)
+        hidden = tuple(positive_int("hidden size", h) for h in hidden)
+        prev = 1
+        for s in self.input_shape:
+            prev *= s
+        layers = [Flatten()]
+        for h in hidden:
+            layers += [TimeDistributed(nn.Linear(prev, h)), neuron()]
+            prev = h
+        layers.append(TimeDistributed(nn.Linear(prev, n_classes)))
+        self.body = nn.Sequential(*layers)
+
+
+class SpikingCNN(StaticClassifier):
+    """Small convolutional SNN for 28x28 (or any H, W divisible by 4) images.
+
+    ``{Conv3x3(c) -> BN -> neuron -> MaxPool2} x 2 -> Flatten -> Linear(hidden) -> neuron -> Linear``.
+    BatchNorm statistics are taken over T·B (spec §0.5, behaviour 2).
+
+    Shapes: ``[T, B, C, H, W] -> [T, B, n_classes]``.
+
+    Example::
+
+        >>> net = SpikingCNN(input_shape=(1, 28, 28), channels=16)
+        >>> net(snnedu.DirectEncoder(4)(torch.rand(8, 1, 28, 28))).shape   # [4, 8, 10]
+    """
+
+    def __init__(self, input_shape: Sequence[int] = (1, 28, 28), channels: int = 32,
+                 hidden: int = 128, n_classes: int = 10, neuron: Callable[[], nn.Module] = _default_neuron):
+        super().__init__(input_shape)
+        if len(self.input_shape) != 3 or self.input_shape[1] % 4 or self.input_shape[2] % 4:
+            raise HyperParameterError(f"SpikingCNN needs input_shape (C, H, W) with H, W divisible by 4, "
+                                      f"got {self.input_shape}")
+        c_in, h, w = self.input_shape
+        c = positive_int("channels", channels)
+        hidden = positive_int("hidden", hidden)
+        n_classes = positive_int("n_classes", n_classes, minimum=2)
+        td = TimeDistributed
+        self.body = nn.Sequential(
+            td(nn.Conv2d(c_in, c, 3, padding=1, bias=False)), td(nn.BatchNorm2d(c)), neuron(), td(nn.MaxPool2d(2)),
+            td(nn.Conv2d(c, c, 3, padding=1, bias=False)), td(nn.BatchNorm2d(c)), neuron(), td(nn.MaxPool2d(2)),
+            Flatten(),
+            td(nn.Linear(c * (h // 4) * (w // 4), hidden)), neuron(),
+            td(nn.Linear(hidden, n_classes)),
+        )

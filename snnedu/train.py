@@ -1,0 +1,245 @@
+"""Training and evaluation loops: CUDA when present, AMP on CUDA, progress bars, checkpoints, resume.
+
+:func:`fit` trains any model mapping an input batch to outputs ``[T, B, C]`` (or ``[B, C]``) and
+returns a :class:`History` (one dict per epoch). With ``checkpoint=PATH`` it writes, after every
+epoch, everything needed to continue — model, optimizer, scheduler, AMP scaler, history and the RNG
+states (torch, CUDA, Python, NumPy, the loader's shuffling generator) — atomically (a temporary file
+renamed into place, so a crash never leaves a half-written checkpoint). Calling :func:`fit` again with
+the same ``checkpoint`` resumes after the last finished epoch; on CPU a seeded run that is interrupted
+and resumed ends with the same weights as an uninterrupted one.
+
+Checkpoints are loaded with ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from .base import reset
+from .errors import SnneduError
+from .losses import predict, rate_cross_entropy
+
+__all__ = ["seed_everything", "default_device", "History", "evaluate", "fit", "save_checkpoint",
+           "load_checkpoint", "TrainingError"]
+
+
+class TrainingError(SnneduError, RuntimeError):
+    """Training cannot go on (non-finite loss, an unusable checkpoint)."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def default_device() -> torch.device:
+    """``cuda`` when a GPU is visible, else ``cpu``."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class History(list):
+    """A list of per-epoch dicts (``epoch``, ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``,
+    ``time_s``, ``lr``) with a column accessor: ``history['val_acc']`` -> list of floats."""
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return [row.get(key) for row in self]
+        return super().__getitem__(key)
+
+    def best(self, key: str = "val_acc") -> dict:
+        """The epoch row with the largest ``key``."""
+        return max(self, key=lambda r: r.get(key, float("-inf")))
+
+
+def _autocast(device: torch.device, amp: bool):
+    if amp and device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast(device.type, enabled=False)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, device=None, loss_fn: Callable = rate_cross_entropy,
+             amp: Optional[bool] = None, progress: bool = False) -> dict:
+    """Mean loss and accuracy (%) of ``model`` over ``loader``: ``{'loss', 'acc', 'n'}``."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    amp = device.type == "cuda" if amp is None else amp
+    was_training = model.training
+    model.eval()
+    total, correct, loss_sum = 0, 0, 0.0
+    for x, y in tqdm(loader, desc="eval", leave=False, disable=not progress):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        reset(model)
+        with _autocast(device, amp):
+            out = model(x)
+        loss_sum += float(loss_fn(out.float(), y)) * y.shape[0]
+        correct += int((predict(out) == y).sum())
+        total += y.shape[0]
+    reset(model)
+    model.train(was_training)
+    if total == 0:
+        raise TrainingError("evaluate() got an empty loader")
+    return {"loss": loss_sum / total, "acc": 100.0 * correct / total, "n": total}
+
+
+# -- checkpoints -------------------------------------------------------------------------------------
+def _rng_state(loader) -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    gen = getattr(loader, "generator", None)
+    if gen is not None:
+        state["loader"] = gen.get_state()
+    return state
+
+
+def _set_rng_state(state: dict, loader) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+    name, key, *rest = state["numpy"]
+    np.random.set_state((name, key.numpy().astype(np.uint32), *rest))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    gen = getattr(loader, "generator", None)
+    if gen is not None and "loader" in state:
+        gen.set_state(state["loader"])
+
+
+def save_checkpoint(path, **state) -> None:
+    """``torch.save(state)`` to ``path`` atomically (write ``path.tmp``, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise TrainingError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
+
+
+# -- training ----------------------------------------------------------------------------------------
+def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
+        optimizer: Optional[torch.optim.Optimizer] = None, lr: float = 1e-3, scheduler=None,
+        loss_fn: Callable = rate_cross_entropy, regularizer: Optional[Callable[[nn.Module], torch.Tensor]] = None,
+        device=None, amp: Optional[bool] = None, checkpoint=None, resume: bool = True,
+        seed: Optional[int] = None, progress: bool = True, verbose: bool = True,
+        grad_clip: Optional[float] = None) -> History:
+    """Train ``model`` for ``epochs`` epochs and return the :class:`History`.
+
+    Args:
+        train_loader / val_loader: iterables of ``(x, y)`` batches; ``model(x)`` returns ``[T, B, C]``.
+        optimizer: defaults to ``Adam(model.parameters(), lr)``. ``scheduler`` is stepped once per epoch.
+        loss_fn: ``loss_fn(out, y)``; default :func:`snnedu.rate_cross_entropy`.
+        regularizer: optional ``regularizer(model) -> scalar`` added to the loss (e.g.
+            :class:`snnedu.TauVarianceRegularizer`).
+        device: default CUDA when available, else CPU. ``amp``: mixed precision, default on for CUDA.
+        checkpoint: file path; written after each epoch, resumed from when ``resume`` and it exists.
+        seed: seeds everything before training (ignored when resuming: the saved RNG state is restored).
+        progress: tqdm bars per epoch (also silenced by ``TQDM_DISABLE=1``); verbose: one line per epoch.
+
+    Example::
+
+        >>> hist = fit(net, train_loader, test_loader, epochs=3, lr=1e-3, checkpoint="runs/mlp.pt")
+        >>> hist['val_acc']
+    """
+    device = torch.device(device) if device is not None else default_device()
+    amp = device.type == "cuda" if amp is None else bool(amp)
+    if seed is not None:
+        seed_everything(seed)
+    model.to(device)
+    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda"
+                                  and not torch.cuda.is_bf16_supported())
+    history, start = History(), 0
+
+    if checkpoint is not None and resume and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, map_location=device)
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise TrainingError(f"checkpoint {checkpoint} does not match this model/optimizer: {e}") from e
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        history = History(state["history"])
+        start = state["epoch"]
+        _set_rng_state(state["rng"], train_loader)
+        if verbose:
+            print(f"snnedu: resumed from {checkpoint} after epoch {start}/{epochs}")
+
+    for epoch in range(start, epochs):
+        model.train()
+        t0 = time.perf_counter()
+        n, correct, loss_sum = 0, 0, 0.0
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not progress)
+        for i, (x, y) in enumerate(bar):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            reset(model)
+            with _autocast(device, amp):
+                out = model(x)
+                loss = loss_fn(out.float(), y)
+                if regularizer is not None:
+                    loss = loss + regularizer(model)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"loss became {float(loss.detach())} at epoch {epoch + 1}, batch {i + 1}; "
+                                    "lower the learning rate or check the input. The last checkpoint "
+                                    "(if any) is untouched.")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if grad_clip is not None:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            bs = y.shape[0]
+            n += bs
+            loss_sum += float(loss.detach()) * bs
+            correct += int((predict(out.detach()) == y).sum())
+            bar.set_postfix(loss=f"{loss_sum / n:.4f}", acc=f"{100 * correct / n:.1f}%")
+        reset(model)
+        if scheduler is not None:
+            scheduler.step()
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), "train_acc": 100.0 * correct / max(n, 1),
+               "lr": optimizer.param_groups[0]["lr"]}
+        if val_loader is not None:
+            ev = evaluate(model, val_loader, device=device, loss_fn=loss_fn, amp=amp)
+            row.update(val_loss=ev["loss"], val_acc=ev["acc"])
+        row["time_s"] = time.perf_counter() - t0
+        history.append(row)
+        if verbose:
+            msg = f"epoch {epoch + 1}/{epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}%"
+            if val_loader is not None:
+                msg += f" | val loss {row['val_loss']:.4f} acc {row['val_acc']:.2f}%"
+            print(msg)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, epoch=epoch + 1, model=model.state_dict(),
+                            optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict() if scheduler is not None else None,
+                            scaler=scaler.state_dict() if scaler.is_enabled() else None,
+                            history=list(history), rng=_rng_state(train_loader))
+    return history

@@ -1,0 +1,123 @@
+"""Plots: spike rasters, membrane traces, spike-count histograms, surrogate shapes, training curves.
+
+Every function takes an optional matplotlib ``ax`` and returns it, so plots compose into subplots.
+Tensors may live on any device and require grad; they are detached and moved to the CPU here.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["raster", "membrane_trace", "spike_count_histogram", "plot_surrogate", "plot_history"]
+
+
+def _ax(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(6, 3))
+    return ax
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _as_time_by_neuron(spikes, sample: int) -> np.ndarray:
+    s = _np(spikes)
+    if s.ndim == 1:
+        return s[:, None]
+    if s.ndim == 2:
+        return s
+    return s[:, sample].reshape(s.shape[0], -1)
+
+
+def raster(spikes, ax=None, sample: int = 0, max_neurons: Optional[int] = None, title: Optional[str] = None,
+           marker_size: float = 4.0, color: str = "black"):
+    """Raster plot of ``spikes``: ``[T, N]``, or ``[T, B, ...]`` (sample ``sample``, flattened).
+
+    One dot per spike at (time step, neuron index). Multi-level spikes (values > 1) get bigger dots.
+    """
+    ax = _ax(ax)
+    s = _as_time_by_neuron(spikes, sample)
+    if max_neurons is not None:
+        s = s[:, :max_neurons]
+    t, n = np.nonzero(s)
+    ax.scatter(t, n, s=marker_size * np.maximum(s[t, n], 1), marker="|" if s.max() <= 1 else "o", c=color)
+    ax.set_xlim(-0.5, s.shape[0] - 0.5)
+    ax.set_ylim(-0.5, s.shape[1] - 0.5)
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("neuron")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def membrane_trace(v, spikes=None, v_threshold: Optional[float] = None, ax=None, label: Optional[str] = None,
+                   title: Optional[str] = None, color: Optional[str] = None):
+    """Membrane potential over time. ``v``: ``[T]`` (or ``[T, k]`` for ``k`` traces).
+
+    ``spikes`` (same shape) marks the firing steps; ``v_threshold`` draws the threshold line.
+    """
+    ax = _ax(ax)
+    v = _np(v)
+    steps = np.arange(v.shape[0])
+    lines = ax.plot(steps, v, drawstyle="steps-mid" if v.shape[0] < 30 else "default", label=label, color=color)
+    if spikes is not None:
+        s = _np(spikes).reshape(v.shape)
+        vv = v.reshape(v.shape[0], -1)
+        for j, line in enumerate(lines):
+            idx = np.nonzero(s.reshape(v.shape[0], -1)[:, j])[0]
+            ax.plot(idx, vv[idx, j], "v", color=line.get_color(), markersize=6)
+    if v_threshold is not None:
+        ax.axhline(v_threshold, ls="--", color="gray", lw=1, label="$V_{th}$")
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("membrane potential")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def spike_count_histogram(spikes, ax=None, bins: Optional[int] = None, title: Optional[str] = None,
+                          label: Optional[str] = None, alpha: float = 0.7):
+    """Histogram of spike counts per neuron over the time axis. ``spikes``: ``[T, ...]`` (all neurons)."""
+    ax = _ax(ax)
+    s = _np(spikes)
+    counts = s.sum(0).reshape(-1)
+    T = s.shape[0]
+    ax.hist(counts, bins=bins or min(T + 1, 50), range=(-0.5, counts.max() + 0.5), alpha=alpha, label=label)
+    ax.set_xlabel(f"spikes per neuron over T = {T}")
+    ax.set_ylabel("neurons")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_surrogate(surrogate, ax=None, x_range: Sequence[float] = (-2.0, 2.0), derivative: bool = True,
+                   label: Optional[str] = None):
+    """Plot a surrogate's derivative ``g'(x)`` (default) or its primitive ``g(x)`` over ``x = H - V_th``."""
+    ax = _ax(ax)
+    x = torch.linspace(float(x_range[0]), float(x_range[1]), 801)
+    y = surrogate.grad(x) if derivative else surrogate.primitive(x)
+    ax.plot(x.numpy(), y.numpy(), label=label or repr(surrogate))
+    ax.set_xlabel("$x = H - V_{th}$")
+    ax.set_ylabel("$g'(x)$" if derivative else "$g(x)$")
+    return ax
+
+
+def plot_history(history, keys: Iterable[str] = ("train_acc", "val_acc"), ax=None, label: str = "",
+                 title: Optional[str] = None):
+    """Curves of the given :class:`snnedu.train.History` columns against the epoch."""
+    ax = _ax(ax)
+    epochs = [r["epoch"] for r in history]
+    for k in keys:
+        vals = [r.get(k) for r in history]
+        if any(v is not None for v in vals):
+            ax.plot(epochs, vals, marker="o", label=f"{label} {k}".strip())
+    ax.set_xlabel("epoch")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    return ax

@@ -1,0 +1,119 @@
+import pytest
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import snnedu
+from snnedu.train import TrainingError, load_checkpoint
+
+
+def _task(seed=0, n=256):
+    """A small learnable 3-class problem: class = which third of the features is bright."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    x = torch.rand(n, 12, generator=g) * 0.3
+    for c in range(3):
+        x[y == c, 4 * c:4 * c + 4] += 0.6
+    return TensorDataset(x, y)
+
+
+def _loaders(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (DataLoader(_task(0), batch_size=32, shuffle=True, generator=g),
+            DataLoader(_task(1, 96), batch_size=64))
+
+
+def _net(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(snnedu.DirectEncoder(4),
+                         snnedu.SpikingMLP(input_shape=(12,), hidden=(24,), n_classes=3))
+
+
+def test_fit_learns_and_reports_history(capsys):
+    train, test = _loaders()
+    hist = snnedu.fit(_net(), train, test, epochs=4, lr=2e-2, seed=0, progress=False, device="cpu")
+    assert len(hist) == 4 and hist["epoch"] == [1, 2, 3, 4]
+    assert hist[-1]["val_acc"] > 90.0  # chance is 33 %
+    assert hist.best("val_acc")["val_acc"] == max(hist["val_acc"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("epoch 1/4: train loss")
+    ev = snnedu.evaluate(_net(), test, device="cpu")  # untrained: near chance
+    assert set(ev) == {"loss", "acc", "n"} and ev["n"] == 96 and ev["acc"] < 60
+
+
+def test_resume_after_interruption_gives_identical_weights(tmp_path):
+    train, test = _loaders()
+    full = _net()
+    snnedu.fit(full, train, test, epochs=3, lr=1e-2, seed=0, progress=False, verbose=False, device="cpu")
+
+    ckpt = tmp_path / "run" / "ckpt.pt"
+    train, test = _loaders()
+    part = _net()
+    snnedu.fit(part, train, test, epochs=1, lr=1e-2, seed=0, progress=False, verbose=False,
+               device="cpu", checkpoint=ckpt)  # "killed" after epoch 1
+    assert load_checkpoint(ckpt)["epoch"] == 1
+    train, test = _loaders()
+    resumed = _net(seed=123)  # a different init: everything must come from the checkpoint
+    hist = snnedu.fit(resumed, train, test, epochs=3, lr=1e-2, seed=0, progress=False, verbose=False,
+                      device="cpu", checkpoint=ckpt)
+    assert hist["epoch"] == [1, 2, 3]
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert not list(ckpt.parent.glob("*.tmp*"))  # atomic writes leave no temporaries
+    # a finished run resumes to a no-op
+    again = snnedu.fit(_net(), train, test, epochs=3, lr=1e-2, progress=False, verbose=False,
+                       device="cpu", checkpoint=ckpt)
+    assert again["epoch"] == [1, 2, 3]
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path):
+    train, test = _loaders()
+    ckpt = tmp_path / "c.pt"
+    snnedu.fit(_net(), train, None, epochs=1, progress=False, verbose=False, device="cpu", checkpoint=ckpt)
+    state = torch.load(ckpt, weights_only=True)
+    assert {"epoch", "model", "optimizer", "history", "rng"} <= set(state)
+
+
+def test_non_finite_loss_stops_without_touching_the_checkpoint(tmp_path):
+    train, test = _loaders()
+    ckpt = tmp_path / "c.pt"
+    net = _net()
+    snnedu.fit(net, train, None, epochs=1, progress=False, verbose=False, device="cpu", checkpoint=ckpt)
+    before = ckpt.read_bytes()
+
+    def nan_loss(out, y):
+        return snnedu.rate_cross_entropy(out, y) * float("nan")
+
+    with pytest.raises(TrainingError, match="loss became nan at epoch 2, batch 1"):
+        snnedu.fit(net, train, None, epochs=2, loss_fn=nan_loss, progress=False, verbose=False,
+                   device="cpu", checkpoint=ckpt)
+    assert ckpt.read_bytes() == before
+
+
+def test_mismatched_or_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    train, _ = _loaders()
+    ckpt = tmp_path / "c.pt"
+    snnedu.fit(_net(), train, None, epochs=1, progress=False, verbose=False, device="cpu", checkpoint=ckpt)
+    other = nn.Sequential(snnedu.DirectEncoder(4), snnedu.SpikingMLP(input_shape=(12,), hidden=(5,), n_classes=3))
+    with pytest.raises(TrainingError, match="does not match this model"):
+        snnedu.fit(other, train, None, epochs=2, progress=False, verbose=False, device="cpu", checkpoint=ckpt)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(ckpt.read_bytes()[:100])
+    with pytest.raises(TrainingError, match="cannot read checkpoint"):
+        snnedu.fit(_net(), train, None, epochs=2, progress=False, verbose=False, device="cpu", checkpoint=bad)
+
+
+def test_regularizer_is_added_to_the_loss():
+    train, _ = _loaders()
+    net = nn.Sequential(snnedu.DirectEncoder(4), snnedu.SpikingMLP(
+        input_shape=(12,), hidden=(24,), n_classes=3,
+        neuron=lambda: snnedu.PLIF(per_neuron=True, shape=(24,), tau_std=0.5)))
+    hist = snnedu.fit(net, train, None, epochs=1, regularizer=snnedu.TauVarianceRegularizer(10.0),
+                      seed=0, progress=False, verbose=False, device="cpu")
+    plain = snnedu.fit(net, train, None, epochs=1, seed=0, progress=False, verbose=False, device="cpu")
+    assert hist[0]["train_loss"] > plain[0]["train_loss"]
+
+
+def test_evaluate_rejects_empty_loader():
+    with pytest.raises(TrainingError, match="empty loader"):
+        snnedu.evaluate(_net(), [], device="cpu")
