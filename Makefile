@@ -19,7 +19,9 @@ PYTEST_ARGS ?=
 all: test
 
 # The stamp is written only after pip succeeded, so an interrupted install is redone, never trusted.
-$(STAMP): requirements.txt
+# No file prerequisite: the venv's path already carries the hash of requirements.txt, so a changed
+# requirements file means a new venv, and a fresh clone (new mtimes) reuses the installed one as is.
+$(STAMP):
 	@echo "snnedu: creating virtual environment $(VENV)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "snnedu: installing requirements.txt into it (a few minutes the first time)"

@@ -42,6 +42,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _bars_disabled(progress: bool) -> bool:
+    """True when progress bars are off: ``progress=False`` or ``TQDM_DISABLE`` set (tests, CI logs).
+
+    tqdm reads ``TQDM_DISABLE`` only for arguments not passed explicitly, so an explicit
+    ``disable=False`` would override it; honour the variable here instead.
+    """
+    env = os.environ.get("TQDM_DISABLE", "").strip().lower()
+    return not progress or env not in ("", "0", "false", "no")
+
+
 def default_device() -> torch.device:
     """``cuda`` when a GPU is visible, else ``cpu``."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -77,7 +87,7 @@ def evaluate(model: nn.Module, loader, device=None, loss_fn: Callable = rate_cro
     was_training = model.training
     model.eval()
     total, correct, loss_sum = 0, 0, 0.0
-    for x, y in tqdm(loader, desc="eval", leave=False, disable=not progress):
+    for x, y in tqdm(loader, desc="eval", leave=False, disable=_bars_disabled(progress)):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         reset(model)
         with _autocast(device, amp):
@@ -196,7 +206,8 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
         model.train()
         t0 = time.perf_counter()
         n, correct, loss_sum = 0, 0, 0.0
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not progress)
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
+                   disable=_bars_disabled(progress))
         for i, (x, y) in enumerate(bar):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             reset(model)

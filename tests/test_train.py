@@ -117,3 +117,13 @@ def test_regularizer_is_added_to_the_loss():
 def test_evaluate_rejects_empty_loader():
     with pytest.raises(TrainingError, match="empty loader"):
         snnedu.evaluate(_net(), [], device="cpu")
+
+
+def test_tqdm_disable_variable_silences_bars_even_with_progress_true(monkeypatch, capsys):
+    train, _ = _loaders()
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    snnedu.fit(_net(), train, None, epochs=1, progress=True, verbose=False, device="cpu")
+    assert "epoch 1/1" not in capsys.readouterr().err
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    snnedu.fit(_net(), train, None, epochs=1, progress=True, verbose=False, device="cpu")
+    assert "epoch 1/1" in capsys.readouterr().err  # the bar is drawn on stderr
