@@ -1,10 +1,13 @@
-r"""Learnable leak, shared by PLIF (per layer or per neuron) and, later, PMLF.
+r"""Learnable leak, shared by PLIF (per layer or per neuron), PMLF and PMLF3 (spec §5).
 
-The leak is kept in :math:`(0, 1)` by a sigmoid of an unconstrained parameter ``w`` (spec §5):
+The leak is kept in :math:`(0, 1)` by a sigmoid of an unconstrained parameter ``w``. Two forms:
 
-.. math:: k = \sigma(w) = 1/\tau, \qquad \tau = 1 + e^{-w} \in (1, \infty),\qquad w_0 = -\ln(\tau_0 - 1)
-
-so :math:`\tau_0 = 2` starts at :math:`w_0 = 0`, where the sigmoid is steepest.
+- ``form='inv_tau'`` (PLIF, Form A): :math:`k = \sigma(w) = 1/\tau`, so :math:`\tau = 1 + e^{-w} \in (1, \infty)`,
+  initialised at :math:`w_0 = -\ln(\tau_0 - 1)` (:math:`\tau_0 = 2` gives :math:`w_0 = 0`, where the
+  sigmoid is steepest).
+- ``form='decay'`` (PMLF, Form B): the decay factor :math:`\lambda = \sigma(w)` of
+  :math:`u[t] = \lambda u[t-1](1 - o[t-1]) + x[t]`, initialised at :math:`w_0 = \ln(\lambda_0 / (1 - \lambda_0))`.
+  The leak is then :math:`k = 1 - \lambda` and the equivalent time constant :math:`\tau = 1/(1 - \lambda)`.
 
 Per-neuron initialisation (TU Delft thesis, §4.2, the shifted log-normal): :math:`\tau = 1 + e^{Y}`
 with :math:`Y \sim \mathcal N(\mu_{log}, \sigma_{log}^2)`, where for a target mean :math:`\mu` and std
@@ -19,17 +22,22 @@ import math
 from typing import Optional, Sequence
 
 import torch
-import torch.nn as nn
 
 from ._checks import real
-from .errors import HyperParameterError, InputError
+from .errors import HyperParameterError
+from .neuron_param import NeuronParameter
 
-__all__ = ["LearnableDecay", "tau_to_w", "shifted_lognormal_params"]
+__all__ = ["LearnableDecay", "tau_to_w", "decay_to_w", "shifted_lognormal_params"]
 
 
 def tau_to_w(tau: float) -> float:
     """Parameter ``w`` with ``1/sigmoid(w) = tau`` (requires ``tau > 1``)."""
     return -math.log(tau - 1.0)
+
+
+def decay_to_w(decay: float) -> float:
+    """Parameter ``w`` with ``sigmoid(w) = decay`` (requires ``0 < decay < 1``)."""
+    return math.log(decay / (1.0 - decay))
 
 
 def shifted_lognormal_params(tau_mean: float, tau_std: float):
@@ -40,86 +48,82 @@ def shifted_lognormal_params(tau_mean: float, tau_std: float):
     return mu_log, sigma_log
 
 
-class LearnableDecay(nn.Module):
+class LearnableDecay(NeuronParameter):
     """Holds the trainable ``w`` of a learnable membrane time constant.
 
     Args:
-        tau_init: initial time constant :math:`\\tau_0 > 1` (the mean for per-neuron init).
+        tau_init: initial time constant :math:`\\tau_0 > 1` (the mean for per-neuron init);
+            ``form='inv_tau'`` only.
         shape: ``None`` or ``()`` — one ``w`` per layer; a tuple such as ``(C, H, W)`` or ``(N,)`` —
             one ``w`` per neuron (it broadcasts over the batch dimension of ``[B, C, H, W]``).
         per_neuron: with ``shape=None``, infer the per-neuron shape lazily from the first input
             (create the optimizer after that first forward pass, or pass ``shape``).
         tau_std: std of the per-neuron initial tau (0 = every neuron starts at ``tau_init``).
+        form: ``'inv_tau'`` (PLIF: ``k = sigmoid(w)``) or ``'decay'`` (PMLF: ``decay = sigmoid(w)``).
+        decay_init: initial decay factor :math:`\\lambda_0 \\in (0, 1)`; ``form='decay'`` only.
+        levels: ``K`` gives one ``w`` per level of a multi-level unit (PMLF3).
 
-    Attributes ``k`` (= 1/tau), ``tau`` are differentiable views of ``w``.
+    Attributes ``k`` (leak per step, = 1/tau), ``tau`` and ``decay`` (= 1 - k) are differentiable
+    views of ``w``, shaped like ``w``.
 
     Example::
 
         >>> d = LearnableDecay(tau_init=2.0, shape=(128,), tau_std=0.1)
-        >>> d.tau.mean()   # ~2.0
+        >>> d.tau.mean()                                   # ~2.0
+        >>> LearnableDecay(form="decay", decay_init=0.25, levels=3).decay   # tensor([0.25, 0.25, 0.25])
     """
 
-    def __init__(self, tau_init: float = 2.0, shape: Optional[Sequence[int]] = None,
-                 per_neuron: bool = False, tau_std: float = 0.0):
-        super().__init__()
-        self.tau_init = real("tau_init", tau_init, low=1.0, low_open=True,
-                             what="initial membrane time constant; 1/tau must lie in (0, 1)")
-        self.tau_std = real("tau_std", tau_std, low=0.0, what="std of the per-neuron initial tau")
-        shape = None if shape is None else tuple(int(s) for s in shape)
-        if shape is not None and any(s < 1 for s in shape):
-            raise HyperParameterError(f"shape must contain positive sizes, got {shape}")
-        self.per_neuron = bool(per_neuron) or bool(shape)
-        if self.tau_std > 0 and not self.per_neuron:
-            raise HyperParameterError("tau_std > 0 needs per-neuron time constants (per_neuron=True or a shape)")
-        if self.per_neuron and shape is None:
-            self.w = nn.UninitializedParameter()
-        else:
-            self.w = nn.Parameter(torch.empty(shape or ()))
-            self._init_values()
+    what = "time constant"
 
-    # -- initialisation -------------------------------------------------------------------------------
+    def __init__(self, tau_init: float = 2.0, shape: Optional[Sequence[int]] = None,
+                 per_neuron: bool = False, tau_std: float = 0.0, form: str = "inv_tau",
+                 decay_init: Optional[float] = None, levels: Optional[int] = None):
+        if form not in ("inv_tau", "decay"):
+            raise HyperParameterError(f"form must be 'inv_tau' (PLIF) or 'decay' (PMLF), got {form!r}")
+        self.form = form
+        if form == "inv_tau":
+            if decay_init is not None:
+                raise HyperParameterError("decay_init belongs to form='decay'; use tau_init with form='inv_tau'")
+            self.tau_init = real("tau_init", tau_init, low=1.0, low_open=True,
+                                 what="initial membrane time constant; 1/tau must lie in (0, 1)")
+            self.w0 = tau_to_w(self.tau_init)
+        else:
+            decay_init = 0.25 if decay_init is None else decay_init
+            self.decay_init = real("decay_init", decay_init, low=0.0, high=1.0, low_open=True, high_open=True,
+                                   what="initial decay factor lambda = sigmoid(w)")
+            self.tau_init = 1.0 / (1.0 - self.decay_init)
+            self.w0 = decay_to_w(self.decay_init)
+        self.tau_std = real("tau_std", tau_std, low=0.0, what="std of the per-neuron initial tau")
+        if self.tau_std > 0 and form != "inv_tau":
+            raise HyperParameterError("tau_std (log-normal per-neuron init) is defined for form='inv_tau' only")
+        if self.tau_std > 0 and not (per_neuron or shape):
+            raise HyperParameterError("tau_std > 0 needs per-neuron time constants (per_neuron=True or a shape)")
+        super().__init__(per_neuron=per_neuron, shape=shape, levels=levels)
+
     def _init_values(self) -> None:
         with torch.no_grad():
             if self.tau_std == 0:
-                self.w.fill_(tau_to_w(self.tau_init))
+                self.w.fill_(self.w0)
             else:
                 mu_log, sigma_log = shifted_lognormal_params(self.tau_init, self.tau_std)
                 self.w.normal_(-mu_log, sigma_log)
 
-    @property
-    def is_materialized(self) -> bool:
-        return not isinstance(self.w, nn.UninitializedParameter)
-
-    def materialize(self, neuron_shape: Sequence[int]) -> None:
-        """Give a lazily created per-neuron ``w`` its shape (one sample's shape, no batch dim)."""
-        if self.is_materialized:
-            return
-        self.w.materialize(tuple(neuron_shape))
-        self._init_values()
-
-    def check_shape(self, neuron_shape: Sequence[int], where: str) -> None:
-        """Raise a clear error if per-neuron ``w`` does not match one sample's shape."""
-        if self.per_neuron and tuple(self.w.shape) != tuple(neuron_shape):
-            raise InputError(f"{where} has one time constant per neuron with shape {list(self.w.shape)}, "
-                             f"but got input whose per-sample shape is {list(neuron_shape)}")
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        key = prefix + "w"
-        if not self.is_materialized and key in state_dict:
-            self.w.materialize(state_dict[key].shape)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     # -- views -----------------------------------------------------------------------------------------
     @property
     def k(self) -> torch.Tensor:
-        """Leak per step, ``1/tau = sigmoid(w)``, in (0, 1)."""
-        return torch.sigmoid(self.w)
+        """Leak per step in (0, 1): ``sigmoid(w)`` (inv_tau) or ``1 - sigmoid(w)`` (decay)."""
+        return torch.sigmoid(self.w if self.form == "inv_tau" else -self.w)
+
+    @property
+    def decay(self) -> torch.Tensor:
+        """Decay factor :math:`\\lambda = 1 - k` of the iterative form ``u = decay * u * (1 - o) + x``."""
+        return torch.sigmoid(-self.w if self.form == "inv_tau" else self.w)
 
     @property
     def tau(self) -> torch.Tensor:
-        """Membrane time constant ``1/sigmoid(w) = 1 + exp(-w)`` (in steps)."""
-        return 1.0 / torch.sigmoid(self.w)
+        """Membrane time constant ``1/k`` in steps (``1 + exp(-w)`` for ``form='inv_tau'``)."""
+        return 1.0 / self.k
 
     def extra_repr(self) -> str:
-        shape = list(self.w.shape) if self.is_materialized else "lazy"
-        return f"tau_init={self.tau_init}, per_neuron={self.per_neuron}, shape={shape}, tau_std={self.tau_std}"
+        init = f"tau_init={self.tau_init}" if self.form == "inv_tau" else f"decay_init={self.decay_init}"
+        return f"form={self.form!r}, {init}, {self._shape_repr()}, tau_std={self.tau_std}"

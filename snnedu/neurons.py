@@ -15,8 +15,16 @@ Common hyper-parameters (papers' names):
 - ``surrogate`` — name (``'atan'``, ``'sigmoid'``, ``'rect'``, ``'triangle'``) or a
   :class:`snnedu.Surrogate`; see :mod:`snnedu.functional.surrogate`.
 - ``detach_reset`` — stop the gradient through the reset term (PLIF paper: True; MLF/TET/STL: False).
-- ``record`` — keep ``h_seq`` (potential before reset) and ``v_seq`` (after reset), ``[T, B, ...]``,
-  detached, from the last multi-step call, for plots.
+- ``record`` — keep ``h_seq`` (potential before reset) and ``v_seq`` (after reset), ``[T, B, ...]``
+  (``[T, K, B, ...]`` for multi-level units), detached, from the last multi-step call, for plots.
+- ``learn_threshold`` — ``False`` (fixed), ``True``/``'layer'`` (one learnable threshold per layer) or
+  ``'neuron'`` (one per neuron, STL); ``threshold_noise`` spreads the per-neuron initial values and
+  ``min_threshold`` keeps them positive (see :mod:`snnedu.threshold`).
+
+Families: :class:`IF`, :class:`LIF` (both charge forms), :class:`PLIF` (learnable tau per layer or
+per neuron), :class:`MLF` (K levels), :class:`PMLF` / :class:`PMLF3` (MLF with a learnable decay
+shared by the levels / one per level). Each is a choice of charge parameters, thresholds and number
+of levels on top of one shared charge / fire / reset core.
 """
 from __future__ import annotations
 
@@ -25,23 +33,31 @@ from typing import Optional, Sequence
 import torch
 
 from . import functional as SF
-from ._checks import real, tensor_input
+from ._checks import positive_int, real, tensor_input
 from .base import StatefulModule
 from .decay import LearnableDecay
-from .errors import HyperParameterError, InputError, StateError
+from .errors import HyperParameterError, StateError
+from .threshold import LearnableThreshold
 
-__all__ = ["BaseNeuron", "IF", "LIF", "PLIF"]
+__all__ = ["BaseNeuron", "IF", "LIF", "PLIF", "MLF", "PMLF", "PMLF3"]
 
 
 class BaseNeuron(StatefulModule):
-    """Shared machinery: validation, state, multi-step and single-step paths.
+    """Shared machinery: validation, thresholds, levels, state, multi-step and single-step paths.
 
     Subclasses implement :meth:`charge_params` returning the keyword arguments of
-    :func:`snnedu.functional.charge` (``k`` and ``decay_input``).
+    :func:`snnedu.functional.charge` (``k`` and ``decay_input``). A multi-level unit sets
+    :attr:`levels` ``K > 1`` and :attr:`level_spacing`: its input is fed to ``K`` independent
+    sub-neurons with thresholds ``v_threshold + k * level_spacing`` (``k = 0..K-1``), each with its own
+    potential and reset, and the output is the sum of their spikes (values ``0..K``).
     """
 
-    def __init__(self, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
-                 surrogate="atan", detach_reset: bool = False, record: bool = False):
+    levels = 1
+    level_spacing = 0.0
+
+    def __init__(self, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0, surrogate="atan",
+                 detach_reset: bool = False, record: bool = False, learn_threshold=False,
+                 threshold_noise: float = 0.0, min_threshold: float = 1e-3):
         super().__init__()
         self.v_threshold = real("v_threshold", v_threshold, low=0.0, low_open=True,
                                 what="firing threshold")
@@ -52,43 +68,90 @@ class BaseNeuron(StatefulModule):
         self.surrogate = SF.get_surrogate(surrogate)
         self.detach_reset = bool(detach_reset)
         self.record = bool(record)
+        if learn_threshold not in (False, True, "layer", "neuron"):
+            raise HyperParameterError(f"learn_threshold must be False, True/'layer' or 'neuron', "
+                                      f"got {learn_threshold!r}")
+        self.threshold_param: Optional[LearnableThreshold] = None
+        if learn_threshold:
+            self.threshold_param = LearnableThreshold(self.v_threshold, per_neuron=learn_threshold == "neuron",
+                                                      noise=threshold_noise, min_threshold=min_threshold)
+        elif threshold_noise:
+            raise HyperParameterError("threshold_noise needs learn_threshold='neuron'")
         self.v: Optional[torch.Tensor] = None
         self.h_seq: Optional[torch.Tensor] = None
         self.v_seq: Optional[torch.Tensor] = None
 
     # -- subclass hooks ------------------------------------------------------------------------------
-    def charge_params(self) -> dict:
-        """``{'k': leak or None, 'decay_input': bool}`` for :func:`snnedu.functional.charge`."""
+    def charge_params(self, sample_ndim: int) -> dict:
+        """``{'k': leak or None, 'decay_input': bool}`` for :func:`snnedu.functional.charge`.
+
+        ``sample_ndim`` is the rank of one sample (no T, no B), for reshaping per-level tensors.
+        """
         raise NotImplementedError
 
     def _prepare(self, sample_shape) -> None:
-        """Called with one sample's shape (no T, no B) before computing; lazy shapes hook in here."""
+        """Called with one sample's shape before computing: lazily shaped parameters hook in here."""
+        for m in self.children():
+            if isinstance(m, (LearnableDecay, LearnableThreshold)):
+                m.prepare(sample_shape, type(self).__name__)
+
+    # -- thresholds and levels -------------------------------------------------------------------------
+    @property
+    def learn_threshold(self) -> bool:
+        return self.threshold_param is not None
+
+    def threshold(self, sample_ndim: int = 0):
+        """The threshold(s) used now: a float, or a tensor broadcasting against ``[(K,) B, *sample]``."""
+        th = self.v_threshold if self.threshold_param is None else self.threshold_param.value()
+        if self.levels == 1:
+            return th
+        offsets = torch.arange(self.levels, dtype=torch.float32) * self.level_spacing
+        if isinstance(th, torch.Tensor):
+            offsets = offsets.to(th.device)
+        # [K, 1 (batch), 1, ...] + a scalar or a per-neuron [*sample] threshold -> [K, 1, *sample]
+        return th + offsets.view(self.levels, *([1] * (sample_ndim + 1)))
+
+    def _to_levels(self, x: torch.Tensor, dim: int) -> torch.Tensor:
+        """Give each of the K levels the same input: insert a level axis of size K at ``dim``."""
+        if self.levels == 1:
+            return x
+        x = x.unsqueeze(dim)
+        return x.expand(*x.shape[:dim], self.levels, *x.shape[dim + 1:])
+
+    def _from_levels(self, s: torch.Tensor, dim: int) -> torch.Tensor:
+        """Output of a multi-level unit: the sum of the levels' spikes."""
+        return s if self.levels == 1 else s.sum(dim)
 
     # -- paths ---------------------------------------------------------------------------------------
-    def _params(self) -> dict:
-        return dict(surrogate=self.surrogate, v_threshold=self.v_threshold, v_reset=self.v_reset,
-                    detach_reset=self.detach_reset, **self.charge_params())
+    def _params(self, sample_ndim: int) -> dict:
+        th = self.threshold(sample_ndim)
+        return dict(surrogate=self.surrogate, v_threshold=th, v_reset=self.v_reset,
+                    detach_reset=self.detach_reset, **self.charge_params(sample_ndim))
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         """Multi-step: ``x_seq`` ``[T, B, ...]`` -> spikes ``[T, B, ...]`` (state starts at rest)."""
         tensor_input(type(self).__name__, x_seq, min_dim=2, layout="[T, B, ...]")
         self.reset()
-        self._prepare(x_seq.shape[2:])
-        spikes, _, trace = SF.neuron_multistep(x_seq, None, record=self.record, **self._params())
+        sample = x_seq.shape[2:]
+        self._prepare(sample)
+        spikes, _, trace = SF.neuron_multistep(self._to_levels(x_seq, 1), None, record=self.record,
+                                               **self._params(len(sample)))
         if trace is not None:
             self.h_seq, self.v_seq = trace[0].detach(), trace[1].detach()
-        return spikes
+        return self._from_levels(spikes, 1)
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """Single step: ``x`` ``[B, ...]`` -> spikes ``[B, ...]``; the potential is kept in ``self.v``."""
         tensor_input(f"{type(self).__name__}.step", x, min_dim=1, layout="[B, ...]")
-        if self.v is not None and self.v.shape != x.shape:
+        x_lv = self._to_levels(x, 0)
+        if self.v is not None and self.v.shape != x_lv.shape:
             raise StateError(f"{type(self).__name__}.step got input of shape {list(x.shape)} but the "
                              f"stored potential has shape {list(self.v.shape)}; call snnedu.reset(model) "
                              "before a new sequence or batch")
-        self._prepare(x.shape[1:])
-        s, self.v, _ = SF.neuron_step(x, self.v, **self._params())
-        return s
+        sample = x.shape[1:]
+        self._prepare(sample)
+        s, self.v, _ = SF.neuron_step(x_lv, self.v, **self._params(len(sample)))
+        return self._from_levels(s, 0)
 
     def reset(self) -> None:
         """Forget the membrane potential and recorded traces."""
@@ -98,12 +161,18 @@ class BaseNeuron(StatefulModule):
 
     def extra_repr(self) -> str:
         reset = "soft" if self.v_reset is None else f"hard, v_reset={self.v_reset}"
-        return (f"v_threshold={self.v_threshold}, reset={reset}, surrogate={self.surrogate}, "
+        th = ""
+        if self.threshold_param is not None:
+            th = f", learn_threshold={'neuron' if self.threshold_param.per_neuron else 'layer'}"
+        return (f"v_threshold={self.v_threshold}{th}, reset={reset}, surrogate={self.surrogate}, "
                 f"detach_reset={self.detach_reset}")
 
 
 class IF(BaseNeuron):
     r"""Integrate-and-fire neuron: :math:`H[t] = V[t-1] + X[t]`, no leak.
+
+    ``threshold_options`` (``learn_threshold``, ``threshold_noise``, ``min_threshold``) are those of
+    :class:`BaseNeuron`, for every family below.
 
     Shapes: ``[T, B, ...]`` -> ``[T, B, ...]`` (multi-step), ``[B, ...]`` -> ``[B, ...]`` (``step``).
 
@@ -113,7 +182,7 @@ class IF(BaseNeuron):
         >>> s = neuron(torch.full((4, 1, 1), 0.5))   # fires at t = 1 and t = 3
     """
 
-    def charge_params(self) -> dict:
+    def charge_params(self, sample_ndim: int) -> dict:
         return {"k": None, "decay_input": True}
 
 
@@ -139,12 +208,13 @@ class LIF(BaseNeuron):
         >>> lif = LIF(tau=2.0, v_threshold=1.0)
         >>> spikes = lif(torch.rand(8, 32, 100))        # [T=8, B=32, N=100]
         >>> stbp = LIF.stbp(decay=0.25, v_threshold=0.5)  # u = 0.25 u (1 - o) + x
+        >>> stl = LIF.stbp(decay=0.5, v_threshold=2.0, surrogate="atan", learn_threshold="neuron")
     """
 
     def __init__(self, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
                  v_reset: Optional[float] = 0.0, surrogate="atan", detach_reset: bool = False,
-                 record: bool = False):
-        super().__init__(v_threshold, v_reset, surrogate, detach_reset, record)
+                 record: bool = False, **threshold_options):
+        super().__init__(v_threshold, v_reset, surrogate, detach_reset, record, **threshold_options)
         self.tau = real("tau", tau, low=1.0,
                         what="membrane time constant in steps; the leak 1/tau must lie in (0, 1]")
         self.k = 1.0 / self.tau
@@ -152,7 +222,7 @@ class LIF(BaseNeuron):
 
     @classmethod
     def stbp(cls, decay: float = 0.25, v_threshold: float = 1.0, surrogate="rect",
-             detach_reset: bool = False, record: bool = False) -> "LIF":
+             detach_reset: bool = False, record: bool = False, **threshold_options) -> "LIF":
         r"""Iterative STBP LIF (Form B): :math:`u[t] = \lambda u[t-1](1 - o[t-1]) + x[t]`, hard reset to 0.
 
         ``decay`` is :math:`\lambda \in (0, 1]` (MLF/tdBN: 0.25, TET: 0.5, STL: 0.5); ``decay = 1`` is
@@ -161,7 +231,7 @@ class LIF(BaseNeuron):
         decay = real("decay", decay, low=0.0, high=1.0, low_open=True,
                      what="STBP decay factor lambda = 1 - 1/tau")
         self = cls.__new__(cls)
-        BaseNeuron.__init__(self, v_threshold, 0.0, surrogate, detach_reset, record)
+        BaseNeuron.__init__(self, v_threshold, 0.0, surrogate, detach_reset, record, **threshold_options)
         self.k = 1.0 - decay
         self.tau = float("inf") if decay == 1.0 else 1.0 / self.k
         self.decay_input = False
@@ -172,7 +242,7 @@ class LIF(BaseNeuron):
         """STBP decay factor :math:`\\lambda = 1 - 1/\\tau` (meaningful for ``decay_input=False``)."""
         return 1.0 - self.k
 
-    def charge_params(self) -> dict:
+    def charge_params(self, sample_ndim: int) -> dict:
         return {"k": self.k, "decay_input": self.decay_input}
 
     def extra_repr(self) -> str:
@@ -209,8 +279,8 @@ class PLIF(BaseNeuron):
     def __init__(self, tau_init: float = 2.0, per_neuron: bool = False,
                  shape: Optional[Sequence[int]] = None, tau_std: float = 0.0,
                  decay_input: bool = True, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
-                 surrogate="atan", detach_reset: bool = False, record: bool = False):
-        super().__init__(v_threshold, v_reset, surrogate, detach_reset, record)
+                 surrogate="atan", detach_reset: bool = False, record: bool = False, **threshold_options):
+        super().__init__(v_threshold, v_reset, surrogate, detach_reset, record, **threshold_options)
         self.decay_param = LearnableDecay(tau_init, shape=shape, per_neuron=per_neuron, tau_std=tau_std)
         self.decay_input = bool(decay_input)
 
@@ -223,13 +293,147 @@ class PLIF(BaseNeuron):
         """Current membrane time constant(s) ``1/sigmoid(w)``: a scalar or one per neuron."""
         return self.decay_param.tau
 
-    def _prepare(self, sample_shape) -> None:
-        if self.per_neuron:
-            self.decay_param.materialize(sample_shape)
-            self.decay_param.check_shape(sample_shape, type(self).__name__)
-
-    def charge_params(self) -> dict:
+    def charge_params(self, sample_ndim: int) -> dict:
         return {"k": self.decay_param.k, "decay_input": self.decay_input}
 
     def extra_repr(self) -> str:
         return f"decay_input={self.decay_input}, " + super().extra_repr()
+
+
+class MLF(BaseNeuron):
+    r"""Multi-level firing unit (Feng et al., IJCAI 2022): ``K`` Form-B LIF levels on the same input.
+
+    Level :math:`k = 1..K` has its own potential, threshold and reset:
+
+    .. math::
+
+        u_k[t] &= \lambda\, u_k[t-1]\,(1 - o_k[t-1]) + x[t], \qquad
+        o_k[t] = \Theta\big(u_k[t] - V_{th}^k\big), \qquad V_{th}^k = V_{th}^1 + (k - 1)\,a \\
+        \text{out}[t] &= \textstyle\sum_k o_k[t] \in \{0, 1, \dots, K\}
+
+    The thresholds are spaced by the width ``a`` of the rectangular surrogate
+    :math:`g'(x) = \frac1a \mathbb 1[|x| < a/2]`, so the K gradient windows tile the potential axis
+    without overlap (``K = 3``, ``V_th = 0.6``, ``a = 1``: windows [0.1, 1.1), [1.1, 2.1), [2.1, 3.1)):
+    a unit whose potential is far above the first threshold still gets a gradient, which suppresses
+    "dormant" units in deep networks. ``K = 1`` is exactly ``LIF.stbp(decay, v_threshold)`` with the
+    rectangular surrogate. The unit has no trainable parameters (unless ``learn_threshold``: then the
+    first threshold is learned and the others keep their offsets ``(k-1) a``).
+
+    Args:
+        K: number of levels (paper: 3). v_threshold: :math:`V_{th}^1` (paper: 0.6).
+        a: surrogate width and threshold spacing (paper: 1.0).
+        decay: :math:`\lambda \in (0, 1]` (paper: 0.25). Reset: hard to ``v_reset`` (paper: 0),
+            not detached.
+        surrogate: default :class:`snnedu.Rectangular` of width ``a``.
+
+    Shapes: ``[T, B, ...]`` -> ``[T, B, ...]`` with values in ``0..K``; ``step``: ``[B, ...]`` -> ``[B, ...]``.
+    With ``record=True``, ``h_seq``/``v_seq`` are ``[T, K, B, ...]`` (one trace per level).
+
+    Example::
+
+        >>> mlf = MLF(K=3, v_threshold=0.6, a=1.0, decay=0.25)
+        >>> out = mlf(torch.rand(4, 8, 64) * 3)          # [T=4, B=8, N=64], values in {0, 1, 2, 3}
+        >>> mlf.thresholds()                              # tensor([0.6, 1.6, 2.6])
+    """
+
+    def __init__(self, K: int = 3, v_threshold: float = 0.6, a: float = 1.0, decay: float = 0.25,
+                 v_reset: Optional[float] = 0.0, surrogate=None, detach_reset: bool = False,
+                 record: bool = False, **threshold_options):
+        self_K = positive_int("K (number of levels)", K)
+        a = real("a (surrogate width and threshold spacing)", a, low=0.0, low_open=True)
+        surrogate = SF.Rectangular(a) if surrogate is None else surrogate
+        super().__init__(v_threshold, v_reset, surrogate, detach_reset, record, **threshold_options)
+        self.K = self_K
+        self.a = a
+        self._decay = real("decay", decay, low=0.0, high=1.0, low_open=True,
+                           what="decay factor lambda of u = lambda u (1 - o) + x")
+
+    @property
+    def levels(self) -> int:
+        return self.K
+
+    @property
+    def level_spacing(self) -> float:
+        return self.a
+
+    @property
+    def decay(self):
+        """Decay factor :math:`\\lambda` (a float for MLF, a tensor for PMLF / PMLF3)."""
+        return self._decay
+
+    def thresholds(self) -> torch.Tensor:
+        """The K thresholds :math:`V_{th}^k` (for a per-neuron learnable threshold: ``[K, *sample]``)."""
+        tp = self.threshold_param
+        sample_ndim = tp.w.dim() if tp is not None and tp.per_neuron and tp.is_materialized else 0
+        th = torch.as_tensor(self.threshold(sample_ndim)).detach()
+        return th.reshape(self.K, *th.shape[2:])
+
+    def charge_params(self, sample_ndim: int) -> dict:
+        return {"k": 1.0 - self._decay, "decay_input": False}
+
+    def extra_repr(self) -> str:
+        return f"K={self.K}, a={self.a}, decay={self._decay}, " + super().extra_repr()
+
+
+class PMLF(MLF):
+    r"""MLF with a learnable decay (the PMLF project): :math:`\lambda = \sigma(w)`, trained with the weights.
+
+    ``per_level=False`` (PMLF): one :math:`w` per unit, shared by all K levels.
+    ``per_level=True`` (:class:`PMLF3`, "3PMLF"): one :math:`w_k` per level.
+
+    Design choices where the project's model code is unpublished (spec §8.2, documented, not
+    recovered): the update keeps MLF's multiplicative form :math:`u = \lambda u (1 - o) + x`, the decay
+    is one scalar per unit (not per neuron), and :math:`w_0 = \ln(\lambda_0/(1-\lambda_0))` so that
+    ``decay_init = 0.25`` starts exactly at MLF's setting. With :math:`w` frozen at its initial
+    value PMLF computes what MLF computes.
+
+    Attributes: ``decay`` and ``tau`` (= 1/(1 - decay)) — tensors, shape ``()`` or ``(K,)``;
+    ``decay_param`` — the :class:`LearnableDecay`.
+
+    Example::
+
+        >>> unit = PMLF(K=3, decay_init=0.25)        # one learnable decay for the three levels
+        >>> unit3 = PMLF3(K=3, decay_init=0.25)      # one per level: unit3.decay.shape == (3,)
+    """
+
+    def __init__(self, K: int = 3, v_threshold: float = 0.6, a: float = 1.0, decay_init: float = 0.25,
+                 per_level: bool = False, v_reset: Optional[float] = 0.0, surrogate=None,
+                 detach_reset: bool = False, record: bool = False, **threshold_options):
+        super().__init__(K, v_threshold, a, 0.5, v_reset, surrogate, detach_reset, record, **threshold_options)
+        self.decay_param = LearnableDecay(form="decay", decay_init=decay_init,
+                                          levels=self.K if per_level else None)
+        self._decay = self.decay_param.decay_init
+
+    @property
+    def per_level(self) -> bool:
+        return self.decay_param.levels is not None
+
+    @property
+    def decay(self) -> torch.Tensor:
+        return self.decay_param.decay
+
+    @property
+    def tau(self) -> torch.Tensor:
+        return self.decay_param.tau
+
+    def charge_params(self, sample_ndim: int) -> dict:
+        return {"k": self.decay_param.broadcast(self.decay_param.k, sample_ndim), "decay_input": False}
+
+    def extra_repr(self) -> str:
+        return f"per_level={self.per_level}, " + super().extra_repr()
+
+
+class PMLF3(PMLF):
+    """3PMLF: :class:`PMLF` with one learnable decay per level (``per_level=True``).
+
+    Example::
+
+        >>> unit = PMLF3(K=3, decay_init=0.25)
+        >>> unit.decay            # tensor([0.25, 0.25, 0.25], grad_fn=...)
+    """
+
+    def __init__(self, K: int = 3, v_threshold: float = 0.6, a: float = 1.0, decay_init: float = 0.25,
+                 v_reset: Optional[float] = 0.0, surrogate=None, detach_reset: bool = False,
+                 record: bool = False, **threshold_options):
+        super().__init__(K, v_threshold, a, decay_init, True, v_reset, surrogate, detach_reset, record,
+                         **threshold_options)
