@@ -4,7 +4,7 @@ Tensors are time-first everywhere: ``[T, B, ...]`` (``T`` time steps, ``B`` batc
 
 >>> from snnedu import LIF, PoissonEncoder, SpikingMLP, fit
 """
-from . import functional, viz
+from . import functional, monitor, viz
 from ._checks import set_input_checks
 from .base import StatefulModule, reset
 from .data import DataSplit, load_mnist, make_loaders, take_per_class
@@ -14,9 +14,12 @@ from .encoding import (DirectEncoder, LatencyEncoder, PoissonEncoder, direct_enc
 from .errors import DataError, HyperParameterError, InputError, SnneduError, StateError
 from .functional.surrogate import ATan, Rectangular, Sigmoid, Surrogate, Triangle, get_surrogate
 from .layers import Flatten, TimeDistributed, fold_time, unfold_time
-from .losses import TauVarianceRegularizer, mean_over_time, predict, rate_cross_entropy
+from .losses import TauVarianceRegularizer, joint_decision, mean_over_time, predict, rate_cross_entropy
 from .models import SpikingCNN, SpikingMLP
-from .neurons import IF, LIF, PLIF, BaseNeuron
+from .monitor import Monitor
+from .neurons import IF, LIF, MLF, PLIF, PMLF, PMLF3, BaseNeuron
+from .threshold import (LearnableThreshold, set_learning_mode, synapse_parameters,
+                        threshold_parameters)
 from .train import History, TrainingError, default_device, evaluate, fit, seed_everything
 
 __version__ = "0.1.0"
@@ -29,5 +32,6 @@ __all__ = [
     "Surrogate", "Triangle", "get_surrogate", "Flatten", "TimeDistributed", "fold_time", "unfold_time",
     "TauVarianceRegularizer", "mean_over_time", "predict", "rate_cross_entropy", "SpikingCNN",
     "SpikingMLP", "IF", "LIF", "PLIF", "BaseNeuron", "History", "default_device", "evaluate", "fit",
-    "seed_everything",
+    "seed_everything", "monitor", "Monitor", "MLF", "PMLF", "PMLF3", "LearnableThreshold",
+    "set_learning_mode", "synapse_parameters", "threshold_parameters", "joint_decision",
 ]

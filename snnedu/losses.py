@@ -3,6 +3,8 @@ r"""Losses and read-outs for time-first network outputs ``[T, B, C]``.
 - :func:`rate_cross_entropy`: cross-entropy of the time-averaged output
   :math:`\mathrm{CE}(\frac1T\sum_t O[t], y)` (the "SDT" loss of the TET paper; MLF, tdBN).
 - :func:`predict`: the class with the largest time-averaged output.
+- :func:`joint_decision`: one prediction from several decision signals (our reading of the STL paper's
+  joint decision framework, see its docstring).
 - :class:`TauVarianceRegularizer`: :math:`\lambda \sum_l \mathrm{Var}(\tau_l)` over the per-neuron PLIF
   layers of a model (TU Delft thesis; ``on='w'`` reproduces the released code, which used
   :math:`\mathrm{Var}(w_l)`).
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 from ._checks import real
 from .errors import HyperParameterError, InputError
 
-__all__ = ["mean_over_time", "rate_cross_entropy", "predict", "TauVarianceRegularizer"]
+__all__ = ["mean_over_time", "rate_cross_entropy", "predict", "TauVarianceRegularizer", "joint_decision"]
 
 
 def mean_over_time(out: torch.Tensor) -> torch.Tensor:
@@ -78,3 +80,35 @@ class TauVarianceRegularizer:
 
     def __repr__(self) -> str:
         return f"TauVarianceRegularizer(lam={self.lam}, on={self.on!r})"
+
+
+def joint_decision(outputs, weights=None) -> torch.Tensor:
+    r"""Combine several decision signals into one prediction: classes ``[B]``.
+
+    Each element of ``outputs`` is a network output ``[T, B, C]`` or ``[B, C]`` (e.g. the same input
+    through networks trained in different STL modes, or several read-outs of one network). Each is
+    averaged over time, turned into class probabilities with a softmax, and the probabilities are
+    averaged with ``weights`` (default equal); the prediction is the arg-max.
+
+    **Our interpretation.** The STL paper (Sun et al., 2023) reports that a "generalized joint decision
+    framework" improves accuracy, but its definition is not in the released code and could not be
+    checked here; this soft-voting read-out is snnedu's interpretation, not the paper's definition.
+
+    Example::
+
+        >>> pred = joint_decision([net_sl(x), net_stl(x)])     # [B]
+    """
+    outputs = list(outputs)
+    if not outputs:
+        raise InputError("joint_decision needs at least one output")
+    probs = [mean_over_time(o).float().softmax(-1) for o in outputs]
+    shapes = {tuple(p.shape) for p in probs}
+    if len(shapes) != 1:
+        raise InputError(f"joint_decision: all outputs must give the same [B, C], got {sorted(shapes)}")
+    if weights is None:
+        weights = [1.0] * len(probs)
+    if len(weights) != len(probs) or any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise HyperParameterError(f"weights must be {len(probs)} non-negative numbers with a positive sum, "
+                                  f"got {weights}")
+    mix = sum(w * p for w, p in zip(weights, probs)) / sum(weights)
+    return mix.argmax(-1)

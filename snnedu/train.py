@@ -16,7 +16,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -156,7 +156,8 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
         loss_fn: Callable = rate_cross_entropy, regularizer: Optional[Callable[[nn.Module], torch.Tensor]] = None,
         device=None, amp: Optional[bool] = None, checkpoint=None, resume: bool = True,
         seed: Optional[int] = None, progress: bool = True, verbose: bool = True,
-        grad_clip: Optional[float] = None) -> History:
+        grad_clip: Optional[float] = None,
+        callbacks: Sequence[Callable[[nn.Module, dict], Optional[dict]]] = ()) -> History:
     """Train ``model`` for ``epochs`` epochs and return the :class:`History`.
 
     Args:
@@ -169,6 +170,10 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
         checkpoint: file path; written after each epoch, resumed from when ``resume`` and it exists.
         seed: seeds everything before training (ignored when resuming: the saved RNG state is restored).
         progress: tqdm bars per epoch (also silenced by ``TQDM_DISABLE=1``); verbose: one line per epoch.
+        callbacks: functions ``cb(model, row)`` called after every epoch (after validation); a dict
+            they return is merged into that epoch's history row, e.g. the mean learned tau or the
+            firing rate, so it is checkpointed and resumed with the rest. Keep the values plain
+            Python numbers or lists.
 
     Example::
 
@@ -240,6 +245,10 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
         if val_loader is not None:
             ev = evaluate(model, val_loader, device=device, loss_fn=loss_fn, amp=amp)
             row.update(val_loss=ev["loss"], val_acc=ev["acc"])
+        for cb in callbacks:
+            extra = cb(model, row)
+            if extra:
+                row.update(extra)
         row["time_s"] = time.perf_counter() - t0
         history.append(row)
         if verbose:

@@ -10,7 +10,8 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import torch
 
-__all__ = ["raster", "membrane_trace", "spike_count_histogram", "plot_surrogate", "plot_history"]
+__all__ = ["raster", "membrane_trace", "spike_count_histogram", "plot_surrogate", "plot_history",
+           "layer_bars", "tau_histogram", "threshold_histogram", "learned_values"]
 
 
 def _ax(ax):
@@ -121,3 +122,73 @@ def plot_history(history, keys: Iterable[str] = ("train_acc", "val_acc"), ax=Non
         ax.set_title(title)
     ax.legend()
     return ax
+
+
+def layer_bars(stats: Sequence[dict], key: str = "firing_rate", ax=None, label: Optional[str] = None,
+               offset: float = 0.0, width: float = 0.8, title: Optional[str] = None):
+    """Bar chart of one per-layer statistic from :meth:`snnedu.monitor.Monitor.neuron_stats`.
+
+    Several models side by side: call once per model with ``width=0.4`` and ``offset=-0.2`` / ``0.2``.
+    """
+    ax = _ax(ax)
+    x = np.arange(len(stats))
+    ax.bar(x + offset, [r[key] for r in stats], width=width, label=label)
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{i + 1}" for i in range(len(stats))])
+    ax.set_xlabel("spiking layer")
+    ax.set_ylabel(key.replace("_", " "))
+    if title:
+        ax.set_title(title)
+    if label:
+        ax.legend()
+    return ax
+
+
+def learned_values(model, kind: str = "tau") -> list:
+    """``[(layer name, 1-D numpy array, per_neuron), ...]`` of the learned time constants
+    (``kind='tau'``), decay factors (``'decay'``) or thresholds (``'threshold'``) of every layer of
+    ``model`` that has them; ``per_neuron`` is False for one value per layer (or per level)."""
+    from .decay import LearnableDecay
+    from .threshold import LearnableThreshold
+
+    cls = LearnableThreshold if kind == "threshold" else LearnableDecay
+    out = []
+    for name, m in model.named_modules():
+        if isinstance(m, cls) and m.is_materialized:
+            v = m.value() if kind == "threshold" else getattr(m, kind)
+            out.append((name.rsplit(".", 1)[0] or name, _np(v).reshape(-1), m.per_neuron))
+    return out
+
+
+def _value_histogram(values: list, ax, xlabel: str, bins: int, title: Optional[str]):
+    ax = _ax(ax)
+    colors = [f"C{i % 10}" for i in range(len(values))]
+    for (name, v, per_neuron), c in zip(values, colors):
+        if not per_neuron:  # one value per layer (or per level): vertical lines
+            for k, val in enumerate(v):
+                level = f" level {k + 1}" if v.size > 1 else ""
+                ax.axvline(float(val), color=c, lw=2, ls=("-", "--", ":", "-.")[k % 4],
+                           label=f"{name}{level} ({val:.3g})")
+        else:
+            ax.hist(v, bins=bins, alpha=0.55, color=c, label=f"{name} (n={v.size})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("neurons")
+    if title:
+        ax.set_title(title)
+    if values:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def tau_histogram(model, ax=None, bins: int = 40, title: Optional[str] = None, kind: str = "tau"):
+    """Histogram of the learned membrane time constants per layer (per-layer values as lines).
+
+    ``kind='decay'`` plots the decay factors :math:`\\lambda` instead (PMLF, PMLF3).
+    """
+    return _value_histogram(learned_values(model, kind), ax, "tau (steps)" if kind == "tau" else "decay",
+                            bins, title)
+
+
+def threshold_histogram(model, ax=None, bins: int = 40, title: Optional[str] = None):
+    """Histogram of the learned firing thresholds per layer (per-layer thresholds as lines)."""
+    return _value_histogram(learned_values(model, "threshold"), ax, "threshold $V_{th}$", bins, title)

@@ -45,7 +45,10 @@ class StaticClassifier(nn.Module):
 
 
 class SpikingMLP(StaticClassifier):
-    """Fully connected SNN: ``Flatten -> [Linear -> neuron] x len(hidden) -> Linear`` read-out.
+    """Fully connected SNN: ``Flatten -> [Linear (-> BN) -> neuron] x len(hidden) -> Linear`` read-out.
+
+    ``batch_norm=True`` puts a ``BatchNorm1d`` (statistics over T·B) between each hidden Linear and
+    its neuron — what keeps a deep plain SNN trainable at all (chapter 4).
 
     Shapes: ``[T, B, *input_shape] -> [T, B, n_classes]``.
 
@@ -56,7 +59,8 @@ class SpikingMLP(StaticClassifier):
     """
 
     def __init__(self, input_shape: Sequence[int] = (1, 28, 28), hidden: Sequence[int] = (256,),
-                 n_classes: int = 10, neuron: Callable[[], nn.Module] = _default_neuron):
+                 n_classes: int = 10, neuron: Callable[[], nn.Module] = _default_neuron,
+                 batch_norm: bool = False):
         super().__init__(input_shape)
         n_classes = positive_int("n_classes", n_classes, minimum=2)
         hidden = tuple(positive_int("hidden size", h) for h in hidden)
@@ -65,7 +69,10 @@ class SpikingMLP(StaticClassifier):
             prev *= s
         layers = [Flatten()]
         for h in hidden:
-            layers += [TimeDistributed(nn.Linear(prev, h)), neuron()]
+            layers.append(TimeDistributed(nn.Linear(prev, h, bias=not batch_norm)))
+            if batch_norm:
+                layers.append(TimeDistributed(nn.BatchNorm1d(h)))
+            layers.append(neuron())
             prev = h
         layers.append(TimeDistributed(nn.Linear(prev, n_classes)))
         self.body = nn.Sequential(*layers)
