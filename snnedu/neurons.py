@@ -111,12 +111,13 @@ class BaseNeuron(StatefulModule):
         # [K, 1 (batch), 1, ...] + a scalar or a per-neuron [*sample] threshold -> [K, 1, *sample]
         return th + offsets.view(self.levels, *([1] * (sample_ndim + 1)))
 
-    def _to_levels(self, x: torch.Tensor, dim: int) -> torch.Tensor:
-        """Give each of the K levels the same input: insert a level axis of size K at ``dim``."""
+    def _rest(self, x_t: torch.Tensor) -> Optional[torch.Tensor]:
+        """Initial potential for one step ``[B, ...]``: ``None`` (the functional default) for a
+        single-level neuron, ``[K, B, ...]`` for a multi-level unit. The input ``[B, ...]`` is not
+        copied per level: it broadcasts against the ``[K, B, ...]`` potential in the charge step."""
         if self.levels == 1:
-            return x
-        x = x.unsqueeze(dim)
-        return x.expand(*x.shape[:dim], self.levels, *x.shape[dim + 1:])
+            return None
+        return SF.initial_potential(x_t.new_empty((self.levels, *x_t.shape)), self.v_reset)
 
     def _from_levels(self, s: torch.Tensor, dim: int) -> torch.Tensor:
         """Output of a multi-level unit: the sum of the levels' spikes."""
@@ -134,7 +135,7 @@ class BaseNeuron(StatefulModule):
         self.reset()
         sample = x_seq.shape[2:]
         self._prepare(sample)
-        spikes, _, trace = SF.neuron_multistep(self._to_levels(x_seq, 1), None, record=self.record,
+        spikes, _, trace = SF.neuron_multistep(x_seq, self._rest(x_seq[0]), record=self.record,
                                                **self._params(len(sample)))
         if trace is not None:
             self.h_seq, self.v_seq = trace[0].detach(), trace[1].detach()
@@ -143,14 +144,15 @@ class BaseNeuron(StatefulModule):
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """Single step: ``x`` ``[B, ...]`` -> spikes ``[B, ...]``; the potential is kept in ``self.v``."""
         tensor_input(f"{type(self).__name__}.step", x, min_dim=1, layout="[B, ...]")
-        x_lv = self._to_levels(x, 0)
-        if self.v is not None and self.v.shape != x_lv.shape:
+        state_shape = x.shape if self.levels == 1 else (self.levels, *x.shape)
+        if self.v is not None and self.v.shape != state_shape:
             raise StateError(f"{type(self).__name__}.step got input of shape {list(x.shape)} but the "
                              f"stored potential has shape {list(self.v.shape)}; call snnedu.reset(model) "
                              "before a new sequence or batch")
         sample = x.shape[1:]
         self._prepare(sample)
-        s, self.v, _ = SF.neuron_step(x_lv, self.v, **self._params(len(sample)))
+        v = self._rest(x) if self.v is None else self.v
+        s, self.v, _ = SF.neuron_step(x, v, **self._params(len(sample)))
         return self._from_levels(s, 0)
 
     def reset(self) -> None:
