@@ -1,5 +1,4 @@
 """MLF, PMLF, PMLF3 and learnable thresholds: equivalences, gradients, state, bad hyper-parameters."""
-import copy
 
 import pytest
 import torch
@@ -208,41 +207,7 @@ def test_gradcheck_of_potential_trajectory_wrt_every_learnable_parameter(make):
     assert torch.autograd.gradcheck(run, (x, *vals), eps=1e-7, atol=1e-5)
 
 
-# -- multi-step == single-step, state -------------------------------------------------------------------
-ZOO = {
-    "MLF": lambda: MLF(K=3),
-    "MLF-soft-detach": lambda: MLF(K=2, v_reset=None, detach_reset=True),
-    "PMLF": lambda: PMLF(decay_init=0.3),
-    "PMLF3": lambda: PMLF3(decay_init=0.3),
-    "STL-neuron": lambda: LIF.stbp(decay=0.5, v_threshold=1.0, surrogate="atan", learn_threshold="neuron",
-                                   threshold_noise=1e-3),
-    "MLF-threshold": lambda: MLF(learn_threshold="neuron"),
-}
-
-
-@pytest.mark.parametrize("name", ZOO)
-def test_zoo_multistep_equals_single_step(name):
-    torch.manual_seed(8)
-    a = ZOO[name]()
-    x = (torch.rand(9, 3, 2, 4) * 3).requires_grad_(True)
-    s_multi = a(x)
-    weights = torch.linspace(0.1, 1.0, 9).view(9, 1, 1, 1)
-    (s_multi * weights).sum().backward()
-    g_multi = x.grad.clone()
-    p_multi = [p.grad.clone() for p in a.parameters()]
-    b = copy.deepcopy(a)
-    for p in b.parameters():
-        p.grad = None
-    x.grad = None
-    snnedu.reset(b)
-    s_single = torch.stack([b.step(x[t]) for t in range(9)])
-    (s_single * weights).sum().backward()
-    assert torch.equal(s_multi, s_single)
-    assert torch.equal(g_multi, x.grad)
-    for pm, ps in zip(p_multi, [p.grad for p in b.parameters()]):
-        assert torch.allclose(pm, ps, rtol=1e-5, atol=1e-6)
-
-
+# -- state (multi-step == single-step for the zoo is checked with the other families in test_neurons.py)
 def test_mlf_step_state_and_reset():
     mlf = MLF(K=3)
     mlf.step(torch.rand(4, 5))

@@ -18,6 +18,13 @@ CONFIGS = {
     "PLIF-layer": lambda: PLIF(tau_init=2.5, surrogate="triangle"),
     "PLIF-neuron": lambda: PLIF(tau_init=2.0, per_neuron=True, shape=(3, 4), tau_std=0.2, detach_reset=True),
     "PLIF-neuron-lazy": lambda: PLIF(tau_init=2.0, per_neuron=True, tau_std=0.2),
+    "MLF": lambda: snnedu.MLF(K=3),
+    "MLF-soft-detach": lambda: snnedu.MLF(K=2, v_reset=None, detach_reset=True),
+    "PMLF": lambda: snnedu.PMLF(decay_init=0.3),
+    "PMLF3": lambda: snnedu.PMLF3(decay_init=0.3),
+    "STL-neuron": lambda: LIF.stbp(decay=0.5, v_threshold=1.0, surrogate="atan", learn_threshold="neuron",
+                                   threshold_noise=1e-3),
+    "MLF-threshold": lambda: snnedu.MLF(learn_threshold="neuron"),
 }
 
 
