@@ -164,9 +164,9 @@ class Monitor:
         if self.coverage and module.h_seq is not None:
             h = module.h_seq.float()
             sample_ndim = out.dim() - 2
-            th = module.threshold(sample_ndim)
+            th = module.threshold(sample_ndim, like=h)
             if isinstance(th, torch.Tensor):
-                th = th.detach().to(h.device)
+                th = th.detach()
             passes = module.surrogate.grad(h - th) > 0      # [T, (K,) B, ...]
             if module.levels > 1:
                 passes = passes.any(1)

@@ -100,14 +100,17 @@ class BaseNeuron(StatefulModule):
     def learn_threshold(self) -> bool:
         return self.threshold_param is not None
 
-    def threshold(self, sample_ndim: int = 0):
-        """The threshold(s) used now: a float, or a tensor broadcasting against ``[(K,) B, *sample]``."""
+    def threshold(self, sample_ndim: int = 0, like: Optional[torch.Tensor] = None):
+        """The threshold(s) used now: a float, or a tensor broadcasting against ``[(K,) B, *sample]``.
+
+        ``like`` (the input) gives the device and dtype of the per-level offsets of a multi-level unit.
+        """
         th = self.v_threshold if self.threshold_param is None else self.threshold_param.value()
         if self.levels == 1:
             return th
-        offsets = torch.arange(self.levels, dtype=torch.float32) * self.level_spacing
-        if isinstance(th, torch.Tensor):
-            offsets = offsets.to(th.device)
+        ref = th if isinstance(th, torch.Tensor) else like
+        offsets = torch.arange(self.levels, device=None if ref is None else ref.device,
+                               dtype=torch.float32 if ref is None else ref.dtype) * self.level_spacing
         # [K, 1 (batch), 1, ...] + a scalar or a per-neuron [*sample] threshold -> [K, 1, *sample]
         return th + offsets.view(self.levels, *([1] * (sample_ndim + 1)))
 
@@ -124,8 +127,8 @@ class BaseNeuron(StatefulModule):
         return s if self.levels == 1 else s.sum(dim)
 
     # -- paths ---------------------------------------------------------------------------------------
-    def _params(self, sample_ndim: int) -> dict:
-        th = self.threshold(sample_ndim)
+    def _params(self, sample_ndim: int, like: torch.Tensor) -> dict:
+        th = self.threshold(sample_ndim, like)
         return dict(surrogate=self.surrogate, v_threshold=th, v_reset=self.v_reset,
                     detach_reset=self.detach_reset, **self.charge_params(sample_ndim))
 
@@ -136,7 +139,7 @@ class BaseNeuron(StatefulModule):
         sample = x_seq.shape[2:]
         self._prepare(sample)
         spikes, _, trace = SF.neuron_multistep(x_seq, self._rest(x_seq[0]), record=self.record,
-                                               **self._params(len(sample)))
+                                               **self._params(len(sample), x_seq))
         if trace is not None:
             self.h_seq, self.v_seq = trace[0].detach(), trace[1].detach()
         return self._from_levels(spikes, 1)
@@ -152,7 +155,7 @@ class BaseNeuron(StatefulModule):
         sample = x.shape[1:]
         self._prepare(sample)
         v = self._rest(x) if self.v is None else self.v
-        s, self.v, _ = SF.neuron_step(x, v, **self._params(len(sample)))
+        s, self.v, _ = SF.neuron_step(x, v, **self._params(len(sample), x))
         return self._from_levels(s, 0)
 
     def reset(self) -> None:

@@ -178,7 +178,7 @@ class _Trajectory(nn.Module):
     def forward(self, x):
         n = self.neuron
         _, _, (h, _) = snnedu.functional.neuron_multistep(x, n._rest(x[0]), record=True,
-                                                          **n._params(x.dim() - 2))
+                                                          **n._params(x.dim() - 2, x))
         return h
 
 
