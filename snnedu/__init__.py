@@ -8,13 +8,14 @@ from . import functional, monitor, viz
 from ._checks import set_input_checks
 from .base import StatefulModule, reset
 from .data import DataSplit, load_mnist, make_loaders, take_per_class
-from .decay import LearnableDecay
+from .decay import LearnableDecay, decay_parameters
 from .encoding import (DirectEncoder, LatencyEncoder, PoissonEncoder, direct_encode, latency_encode,
                        poisson_encode)
 from .errors import DataError, HyperParameterError, InputError, SnneduError, StateError
 from .functional.surrogate import ATan, Rectangular, Sigmoid, Surrogate, Triangle, get_surrogate
-from .layers import Flatten, TimeDistributed, fold_time, unfold_time
-from .losses import TauVarianceRegularizer, joint_decision, mean_over_time, predict, rate_cross_entropy
+from .layers import Flatten, TimeDistributed, VotingReadout, fold_time, unfold_time
+from .losses import (TauVarianceRegularizer, joint_decision, mean_over_time, predict, rate_cross_entropy,
+                     rate_mse)
 from .models import SpikingCNN, SpikingMLP
 from .monitor import Monitor
 from .neurons import IF, LIF, MLF, PLIF, PMLF, PMLF3, BaseNeuron
@@ -34,4 +35,5 @@ __all__ = [
     "SpikingMLP", "IF", "LIF", "PLIF", "BaseNeuron", "History", "default_device", "evaluate", "fit",
     "seed_everything", "monitor", "Monitor", "MLF", "PMLF", "PMLF3", "LearnableThreshold",
     "set_learning_mode", "synapse_parameters", "threshold_parameters", "joint_decision",
+    "decay_parameters", "VotingReadout", "rate_mse",
 ]

@@ -27,7 +27,7 @@ from ._checks import real
 from .errors import HyperParameterError
 from .neuron_param import NeuronParameter
 
-__all__ = ["LearnableDecay", "tau_to_w", "decay_to_w", "shifted_lognormal_params"]
+__all__ = ["LearnableDecay", "decay_parameters", "tau_to_w", "decay_to_w", "shifted_lognormal_params"]
 
 
 def tau_to_w(tau: float) -> float:
@@ -127,3 +127,16 @@ class LearnableDecay(NeuronParameter):
     def extra_repr(self) -> str:
         init = f"tau_init={self.tau_init}" if self.form == "inv_tau" else f"decay_init={self.decay_init}"
         return f"form={self.form!r}, {init}, {self._shape_repr()}, tau_std={self.tau_std}"
+
+
+def decay_parameters(model: torch.nn.Module):
+    """The ``w`` of every :class:`LearnableDecay` in ``model`` (PLIF, PMLF, PMLF3), e.g. for an optimizer
+    group with its own learning rate::
+
+        >>> taus = list(decay_parameters(net))
+        >>> opt = torch.optim.Adam([{"params": taus, "lr": 1e-2},
+        ...                         {"params": [p for p in net.parameters() if all(p is not t for t in taus)]}])
+    """
+    for m in model.modules():
+        if isinstance(m, LearnableDecay):
+            yield m.w

@@ -2,6 +2,8 @@ r"""Losses and read-outs for time-first network outputs ``[T, B, C]``.
 
 - :func:`rate_cross_entropy`: cross-entropy of the time-averaged output
   :math:`\mathrm{CE}(\frac1T\sum_t O[t], y)` (the "SDT" loss of the TET paper; MLF, tdBN).
+- :func:`rate_mse`: MSE between the time-averaged class rates and the one-hot label (the loss of the
+  PLIF, per-neuron-PLIF and STL networks, after a :class:`snnedu.VotingReadout`).
 - :func:`predict`: the class with the largest time-averaged output.
 - :func:`joint_decision`: one prediction from several decision signals (our reading of the STL paper's
   joint decision framework, see its docstring).
@@ -18,7 +20,8 @@ import torch.nn.functional as F
 from ._checks import real
 from .errors import HyperParameterError, InputError
 
-__all__ = ["mean_over_time", "rate_cross_entropy", "predict", "TauVarianceRegularizer", "joint_decision"]
+__all__ = ["mean_over_time", "rate_cross_entropy", "rate_mse", "predict", "TauVarianceRegularizer",
+           "joint_decision"]
 
 
 def mean_over_time(out: torch.Tensor) -> torch.Tensor:
@@ -37,6 +40,19 @@ def rate_cross_entropy(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise InputError(f"target must be [B] class indices with B = {logits.shape[0]}, "
                          f"got shape {list(target.shape)}")
     return F.cross_entropy(logits.float(), target)
+
+
+def rate_mse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    r"""MSE between the rates and the one-hot target: :math:`\mathrm{mean}\big((\frac1T\sum_t O[t] - e_y)^2\big)`.
+
+    ``out``: ``[T, B, C]`` class rates per step (e.g. from :class:`snnedu.VotingReadout`) or ``[B, C]``;
+    ``target``: ``[B]`` class indices.
+    """
+    rates = mean_over_time(out)
+    if target.dim() != 1 or target.shape[0] != rates.shape[0]:
+        raise InputError(f"target must be [B] class indices with B = {rates.shape[0]}, "
+                         f"got shape {list(target.shape)}")
+    return F.mse_loss(rates.float(), F.one_hot(target, rates.shape[-1]).float())
 
 
 def predict(out: torch.Tensor) -> torch.Tensor:

@@ -99,7 +99,9 @@ class Monitor:
         self.model = model
         self.coverage = bool(coverage)
         self.neuron_names = {m: n or type(m).__name__ for n, m in model.named_modules() if isinstance(m, BaseNeuron)}
-        self.synapse_names = {m: n or type(m).__name__ for n, m in model.named_modules() if isinstance(m, _SYNAPSES)}
+        # a layer wrapped in TimeDistributed is named after its wrapper ("fc1", not "fc1.module")
+        self.synapse_names = {m: (n[:-len(".module")] if n.endswith(".module") else n) or type(m).__name__
+                              for n, m in model.named_modules() if isinstance(m, _SYNAPSES)}
         self._handles: list = []
         self._saved_record: Dict[nn.Module, bool] = {}
         self.reset()

@@ -98,3 +98,31 @@ def test_fit_callbacks_extend_history_and_plots_draw():
     ax = snnedu.viz.tau_histogram(pm, kind="decay")
     assert len(ax.lines) == 3 and len(ax.patches) == 0  # three per-level values: one line each
     plt.close("all")
+
+
+def test_voting_readout_rate_mse_and_decay_parameters():
+    spikes = torch.zeros(2, 3, 20)
+    spikes[:, 0, :10] = 1.0          # sample 0: every voter of class 0 fires
+    spikes[0, 1, 10:15] = 1.0        # sample 1: half the voters of class 1 fire at t = 0
+    rates = snnedu.VotingReadout(n_classes=2, group=10)(spikes)
+    assert rates.shape == (2, 3, 2)
+    assert rates[:, 0].tolist() == [[1.0, 0.0], [1.0, 0.0]] and rates[0, 1].tolist() == [0.0, 0.5]
+    y = torch.tensor([0, 1, 1])
+    # mean over time: sample 1 has rate 0.25 for class 1 -> error 0.75; sample 2 has 0 -> error 1
+    expect = (0.75 ** 2 + 1.0 ** 2) / 6
+    assert snnedu.rate_mse(rates, y).item() == pytest.approx(expect)
+    assert snnedu.predict(rates).tolist()[:2] == [0, 1]
+    with pytest.raises(snnedu.InputError, match="2 x 10 = 20 neurons"):
+        snnedu.VotingReadout(2, 10)(torch.zeros(2, 3, 21))
+    with pytest.raises(snnedu.InputError, match="target must be"):
+        snnedu.rate_mse(rates, torch.zeros(2, dtype=torch.long))
+    net = nn.Sequential(snnedu.PLIF(), IF(), snnedu.PMLF3())
+    assert [tuple(p.shape) for p in snnedu.decay_parameters(net)] == [(), (3,)]
+
+
+def test_monitor_names_wrapped_layers_after_their_wrapper():
+    net = nn.Sequential()
+    net.add_module("fc1", TimeDistributed(nn.Linear(3, 4)))
+    net.add_module("lif1", IF())
+    mon = Monitor(net)
+    assert list(mon.synapse_names.values()) == ["fc1"] and list(mon.neuron_names.values()) == ["lif1"]
