@@ -376,8 +376,11 @@ class MLF(BaseNeuron):
     def charge_params(self, sample_ndim: int) -> dict:
         return {"k": 1.0 - self._decay, "decay_input": False}
 
+    def _decay_repr(self) -> str:
+        return f"decay={self._decay}"
+
     def extra_repr(self) -> str:
-        return f"K={self.K}, a={self.a}, decay={self._decay}, " + super().extra_repr()
+        return f"K={self.K}, a={self.a}, {self._decay_repr()}, " + super().extra_repr()
 
 
 class PMLF(MLF):
@@ -404,10 +407,10 @@ class PMLF(MLF):
     def __init__(self, K: int = 3, v_threshold: float = 0.6, a: float = 1.0, decay_init: float = 0.25,
                  per_level: bool = False, v_reset: Optional[float] = 0.0, surrogate=None,
                  detach_reset: bool = False, record: bool = False, **threshold_options):
+        # MLF's fixed decay is unused here (0.5 only satisfies its check); decay_init is validated below
         super().__init__(K, v_threshold, a, 0.5, v_reset, surrogate, detach_reset, record, **threshold_options)
         self.decay_param = LearnableDecay(form="decay", decay_init=decay_init,
                                           levels=self.K if per_level else None)
-        self._decay = self.decay_param.decay_init
 
     @property
     def per_level(self) -> bool:
@@ -423,6 +426,9 @@ class PMLF(MLF):
 
     def charge_params(self, sample_ndim: int) -> dict:
         return {"k": self.decay_param.broadcast(self.decay_param.k, sample_ndim), "decay_input": False}
+
+    def _decay_repr(self) -> str:
+        return f"decay_init={self.decay_param.decay_init} (learnable)"
 
     def extra_repr(self) -> str:
         return f"per_level={self.per_level}, " + super().extra_repr()
