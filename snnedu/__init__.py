@@ -13,10 +13,10 @@ from .encoding import (DirectEncoder, LatencyEncoder, PoissonEncoder, direct_enc
                        poisson_encode)
 from .errors import DataError, HyperParameterError, InputError, SnneduError, StateError
 from .functional.surrogate import ATan, Rectangular, Sigmoid, Surrogate, Triangle, get_surrogate
-from .layers import Flatten, TimeDistributed, VotingReadout, fold_time, unfold_time
-from .losses import (TauVarianceRegularizer, joint_decision, mean_over_time, predict, rate_cross_entropy,
-                     rate_mse)
-from .models import SpikingCNN, SpikingMLP
+from .layers import Flatten, TimeDistributed, VotingReadout, fold_time, tdBN, tdBN1d, tdBN2d, unfold_time
+from .losses import (TauVarianceRegularizer, TETLoss, joint_decision, mean_over_time, predict,
+                     rate_cross_entropy, rate_mse, tet_loss)
+from .models import SpikingBasicBlock, SpikingCNN, SpikingMLP, SpikingResNet, resnet14, resnet19, resnet20
 from .monitor import Monitor
 from .neurons import IF, LIF, MLF, PLIF, PMLF, PMLF3, BaseNeuron
 from .threshold import (LearnableThreshold, set_learning_mode, synapse_parameters,
@@ -35,5 +35,6 @@ __all__ = [
     "SpikingMLP", "IF", "LIF", "PLIF", "BaseNeuron", "History", "default_device", "evaluate", "fit",
     "seed_everything", "monitor", "Monitor", "MLF", "PMLF", "PMLF3", "LearnableThreshold",
     "set_learning_mode", "synapse_parameters", "threshold_parameters", "joint_decision",
-    "decay_parameters", "VotingReadout", "rate_mse",
+    "decay_parameters", "VotingReadout", "rate_mse", "tdBN", "tdBN1d", "tdBN2d", "tet_loss", "TETLoss",
+    "SpikingBasicBlock", "SpikingResNet", "resnet14", "resnet19", "resnet20",
 ]

@@ -7,17 +7,21 @@
 - :class:`Flatten` flattens everything after ``[T, B]``: ``[T, B, C, H, W] -> [T, B, C*H*W]``.
 - :class:`VotingReadout` averages groups of output neurons into class scores (the voting layer of
   the PLIF and STL papers): ``[T, B, n_classes * group] -> [T, B, n_classes]``.
+- :class:`tdBN` (threshold-dependent batch norm, Zheng et al. 2021) normalises each channel over time,
+  batch and space together and scales by :math:`\alpha V_{th}`; ``tdBN1d`` / ``tdBN2d`` check the rank.
 - :func:`fold_time` / :func:`unfold_time` are the functional forms.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-from ._checks import positive_int, tensor_input
+from ._checks import positive_int, real, tensor_input
 from .errors import InputError
 
-__all__ = ["fold_time", "unfold_time", "TimeDistributed", "Flatten", "VotingReadout"]
+__all__ = ["fold_time", "unfold_time", "TimeDistributed", "Flatten", "VotingReadout", "tdBN", "tdBN1d",
+           "tdBN2d"]
 
 
 def fold_time(x_seq: torch.Tensor) -> torch.Tensor:
@@ -89,3 +93,92 @@ class VotingReadout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_classes={self.n_classes}, group={self.group}"
+
+
+class tdBN(nn.Module):  # noqa: N801 - the paper's name
+    r"""Threshold-dependent batch normalisation over ``[T, B, C, ...]`` (Zheng et al., AAAI 2021).
+
+    For every channel :math:`c` the statistics are taken over time, batch and space together:
+
+    .. math::
+
+        \mu_c = \mathrm{mean}_{t,b,\ldots}\, x, \qquad \sigma^2_c = \mathrm{var}_{t,b,\ldots}\, x
+        \ (\text{biased}), \qquad
+        y = \gamma_c\, \frac{\alpha V_{th}\,(x - \mu_c)}{\sqrt{\sigma_c^2 + \epsilon}} + \beta_c
+
+    so the pre-activations of all steps are pushed towards :math:`\mathcal N(0, (\alpha V_{th})^2)`:
+    a neuron with threshold :math:`V_{th}` sees inputs on its own scale. :math:`\alpha = 1` everywhere
+    except in a standard residual block, where two branches are added before a neuron: each branch's
+    last tdBN uses :math:`\alpha = 1/\sqrt 2` so that the sum again has std :math:`\approx V_{th}`.
+    :math:`\gamma` starts at 1 and :math:`\beta` at 0. In eval mode the running statistics are used
+    (momentum 0.1; the running variance is unbiased, as in ``nn.BatchNorm``). Same forward at init as
+    SpikingJelly's re-parameterisation (an ordinary BN whose :math:`\gamma` starts at
+    :math:`\alpha V_{th}`), but here :math:`\alpha V_{th}` is a fixed factor and :math:`\gamma` learns
+    on the unit scale.
+
+    Args:
+        num_features: channels ``C`` (dimension 2 of the input).
+        v_threshold: the threshold of the neurons that follow (required: the paper sets no default).
+        alpha: :math:`\alpha > 0`. ``affine=False`` drops :math:`\gamma, \beta`.
+
+    Shapes: ``[T, B, C]``, ``[T, B, C, L]`` or ``[T, B, C, H, W]`` -> the same shape.
+
+    Example::
+
+        >>> bn = tdBN(64, v_threshold=0.6)                  # MLF setting
+        >>> y = bn(torch.randn(4, 8, 64, 16, 16))           # channel std ~0.6 over (T, B, H, W)
+    """
+
+    expected_ranks = (3, 4, 5)
+
+    def __init__(self, num_features: int, v_threshold: float, alpha: float = 1.0, eps: float = 1e-5,
+                 momentum: float = 0.1, affine: bool = True):
+        super().__init__()
+        self.num_features = positive_int("num_features", num_features)
+        self.v_threshold = real("v_threshold", v_threshold, low=0.0, low_open=True,
+                                what="threshold of the neurons after this tdBN")
+        self.alpha = real("alpha", alpha, low=0.0, low_open=True)
+        self.eps = real("eps", eps, low=0.0, low_open=True)
+        self.momentum = real("momentum", momentum, low=0.0, high=1.0)
+        self.affine = bool(affine)
+        if self.affine:
+            self.weight = nn.Parameter(torch.ones(num_features))
+            self.bias = nn.Parameter(torch.zeros(num_features))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        name = type(self).__name__
+        tensor_input(name, x_seq, min_dim=3, layout="[T, B, C, ...]")
+        if x_seq.dim() not in self.expected_ranks or x_seq.shape[2] != self.num_features:
+            ranks = " or ".join(f"{r}-d" for r in self.expected_ranks)
+            raise InputError(f"{name}({self.num_features}) expects a {ranks} input [T, B, C={self.num_features}, ...], "
+                             f"got shape {list(x_seq.shape)}")
+        scale = self.alpha * self.v_threshold
+        weight = scale * self.weight if self.affine else torch.full(
+            (self.num_features,), scale, dtype=x_seq.dtype, device=x_seq.device)
+        if self.training:
+            self.num_batches_tracked += 1
+        y = F.batch_norm(fold_time(x_seq), self.running_mean, self.running_var, weight, self.bias,
+                         self.training, self.momentum, self.eps)
+        return unfold_time(y, x_seq.shape[0])
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, v_threshold={self.v_threshold}, alpha={self.alpha:.4g}, eps={self.eps}, "
+                f"momentum={self.momentum}, affine={self.affine}")
+
+
+class tdBN1d(tdBN):  # noqa: N801
+    """:class:`tdBN` for ``[T, B, C]`` or ``[T, B, C, L]`` inputs (after Linear / Conv1d)."""
+
+    expected_ranks = (3, 4)
+
+
+class tdBN2d(tdBN):  # noqa: N801
+    """:class:`tdBN` for ``[T, B, C, H, W]`` inputs (after Conv2d)."""
+
+    expected_ranks = (5,)

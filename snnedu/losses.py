@@ -4,6 +4,8 @@ r"""Losses and read-outs for time-first network outputs ``[T, B, C]``.
   :math:`\mathrm{CE}(\frac1T\sum_t O[t], y)` (the "SDT" loss of the TET paper; MLF, tdBN).
 - :func:`rate_mse`: MSE between the time-averaged class rates and the one-hot label (the loss of the
   PLIF, per-neuron-PLIF and STL networks, after a :class:`snnedu.VotingReadout`).
+- :func:`tet_loss` / :class:`TETLoss`: temporal efficient training (Deng et al., ICLR 2022), the mean of
+  per-step cross-entropies plus an MSE pull of every output towards :math:`\phi`.
 - :func:`predict`: the class with the largest time-averaged output.
 - :func:`joint_decision`: one prediction from several decision signals (our reading of the STL paper's
   joint decision framework, see its docstring).
@@ -20,8 +22,8 @@ import torch.nn.functional as F
 from ._checks import real
 from .errors import HyperParameterError, InputError
 
-__all__ = ["mean_over_time", "rate_cross_entropy", "rate_mse", "predict", "TauVarianceRegularizer",
-           "joint_decision"]
+__all__ = ["mean_over_time", "rate_cross_entropy", "rate_mse", "tet_loss", "TETLoss", "predict",
+           "TauVarianceRegularizer", "joint_decision"]
 
 
 def mean_over_time(out: torch.Tensor) -> torch.Tensor:
@@ -53,6 +55,48 @@ def rate_mse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise InputError(f"target must be [B] class indices with B = {rates.shape[0]}, "
                          f"got shape {list(target.shape)}")
     return F.mse_loss(rates.float(), F.one_hot(target, rates.shape[-1]).float())
+
+
+def tet_loss(out: torch.Tensor, target: torch.Tensor, lam: float = 1e-3, phi: float = 1.0) -> torch.Tensor:
+    r"""TET loss: :math:`(1-\lambda)\,\frac1T\sum_t \mathrm{CE}(O[t], y) + \lambda\,\mathrm{mean}_{t,b,c}(O[t] - \phi)^2`.
+
+    Every time step gets its own cross-entropy (instead of one through the time average, as in
+    :func:`rate_cross_entropy`), and the MSE term keeps the per-step outputs from drifting.
+    ``lam = 0`` is pure per-step CE. ``out``: ``[T, B, C]`` per-step outputs (no time average);
+    ``target``: ``[B]``. Predict as usual with the time average (:func:`predict`).
+    """
+    lam = real("lam (TET regulariser weight)", lam, low=0.0, high=1.0)
+    phi = real("phi (TET target output)", phi)
+    if out.dim() != 3:
+        raise InputError(f"tet_loss needs per-step outputs [T, B, C], got shape {list(out.shape)}")
+    T, B, C = out.shape
+    if target.dim() != 1 or target.shape[0] != B:
+        raise InputError(f"target must be [B] class indices with B = {B}, got shape {list(target.shape)}")
+    out = out.float()
+    per_step = F.cross_entropy(out.reshape(T * B, C), target.repeat(T))   # mean over t and b
+    if lam == 0.0:
+        return per_step
+    return (1.0 - lam) * per_step + lam * (out - phi).pow(2).mean()
+
+
+class TETLoss:
+    """:func:`tet_loss` with its hyper-parameters bound, for ``fit(loss_fn=TETLoss(lam=1e-3))``.
+
+    Example::
+
+        >>> loss_fn = TETLoss(lam=1e-3, phi=1.0)     # the TET repository's DVS setting
+        >>> loss = loss_fn(net(x), y)                # net(x): [T, B, C]
+    """
+
+    def __init__(self, lam: float = 1e-3, phi: float = 1.0):
+        self.lam = real("lam (TET regulariser weight)", lam, low=0.0, high=1.0)
+        self.phi = real("phi (TET target output)", phi)
+
+    def __call__(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return tet_loss(out, target, self.lam, self.phi)
+
+    def __repr__(self) -> str:
+        return f"TETLoss(lam={self.lam}, phi={self.phi})"
 
 
 def predict(out: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,6 @@
 """Network architectures built from snnedu's pieces (time-first ``[T, B, ...]`` in, ``[T, B, C]`` out)."""
+from .resnet import SpikingBasicBlock, SpikingResNet, resnet14, resnet19, resnet20
 from .static import SpikingCNN, SpikingMLP, StaticClassifier
 
-__all__ = ["StaticClassifier", "SpikingMLP", "SpikingCNN"]
+__all__ = ["StaticClassifier", "SpikingMLP", "SpikingCNN", "SpikingBasicBlock", "SpikingResNet", "resnet14",
+           "resnet19", "resnet20"]
