@@ -7,16 +7,18 @@ Tensors are time-first everywhere: ``[T, B, ...]`` (``T`` time steps, ``B`` batc
 from . import functional, monitor, viz
 from ._checks import set_input_checks
 from .base import StatefulModule, reset
-from .data import DataSplit, load_mnist, make_loaders, take_per_class
+from .data import DataSplit, load_cifar10, load_mnist, make_loaders, synthetic_cifar10, take_per_class
 from .decay import LearnableDecay, decay_parameters
 from .encoding import (DirectEncoder, LatencyEncoder, PoissonEncoder, direct_encode, latency_encode,
                        poisson_encode)
 from .errors import DataError, HyperParameterError, InputError, SnneduError, StateError
 from .functional.surrogate import ATan, Rectangular, Sigmoid, Surrogate, Triangle, get_surrogate
-from .layers import Flatten, TimeDistributed, VotingReadout, fold_time, tdBN, tdBN1d, tdBN2d, unfold_time
+from .layers import (Flatten, PerStepBatchNorm, SeqDropout, TimeDistributed, VotingReadout, fold_time, tdBN,
+                     tdBN1d, tdBN2d, unfold_time)
 from .losses import (TauVarianceRegularizer, TETLoss, joint_decision, mean_over_time, predict,
                      rate_cross_entropy, rate_mse, tet_loss)
-from .models import SpikingBasicBlock, SpikingCNN, SpikingMLP, SpikingResNet, resnet14, resnet19, resnet20
+from .models import (PLIFDVSNet, PLIFStaticNet, SpikingBasicBlock, SpikingCNN, SpikingMLP, SpikingResNet,
+                     resnet14, resnet19, resnet20)
 from .monitor import Monitor
 from .neurons import IF, LIF, MLF, PLIF, PMLF, PMLF3, BaseNeuron
 from .threshold import (LearnableThreshold, set_learning_mode, synapse_parameters,
@@ -36,5 +38,6 @@ __all__ = [
     "seed_everything", "monitor", "Monitor", "MLF", "PMLF", "PMLF3", "LearnableThreshold",
     "set_learning_mode", "synapse_parameters", "threshold_parameters", "joint_decision",
     "decay_parameters", "VotingReadout", "rate_mse", "tdBN", "tdBN1d", "tdBN2d", "tet_loss", "TETLoss",
-    "SpikingBasicBlock", "SpikingResNet", "resnet14", "resnet19", "resnet20",
+    "SpikingBasicBlock", "SpikingResNet", "resnet14", "resnet19", "resnet20", "SeqDropout", "PerStepBatchNorm",
+    "PLIFStaticNet", "PLIFDVSNet", "load_cifar10", "synthetic_cifar10",
 ]

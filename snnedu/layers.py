@@ -9,6 +9,8 @@
   the PLIF and STL papers): ``[T, B, n_classes * group] -> [T, B, n_classes]``.
 - :class:`tdBN` (threshold-dependent batch norm, Zheng et al. 2021) normalises each channel over time,
   batch and space together and scales by :math:`\alpha V_{th}`; ``tdBN1d`` / ``tdBN2d`` check the rank.
+- :class:`SeqDropout` drops the same units at every time step (one mask per sample and sequence);
+  :class:`PerStepBatchNorm` applies a batch norm separately at every step (the PLIF/STL codes' BN).
 - :func:`fold_time` / :func:`unfold_time` are the functional forms.
 """
 from __future__ import annotations
@@ -182,3 +184,118 @@ class tdBN2d(tdBN):  # noqa: N801
     """:class:`tdBN` for ``[T, B, C, H, W]`` inputs (after Conv2d)."""
 
     expected_ranks = (5,)
+
+
+# --------------------------------------------------------------------------------------------------
+# Stateful dropout and per-step batch norm (PLIF paper, spec §3.2 and §0.5 behaviour 1)
+# --------------------------------------------------------------------------------------------------
+from .base import StatefulModule  # noqa: E402  (kept with the classes that need it)
+from .errors import HyperParameterError, StateError  # noqa: E402
+
+__all__ += ["SeqDropout", "PerStepBatchNorm"]
+
+
+class SeqDropout(StatefulModule):
+    r"""Dropout whose mask is drawn once per sequence and reused at every time step.
+
+    Ordinary ``nn.Dropout`` applied to ``[T, B, ...]`` (or inside :class:`TimeDistributed`) would
+    silence a different set of neurons at each step, which a spiking layer partly averages away.
+    Here every sample gets one element-wise Bernoulli mask :math:`m` (shaped like one step
+    ``[B, ...]``), and
+
+    .. math:: y[t] = x[t] \odot \frac{m}{1 - p}, \qquad m_i \sim \mathrm{Bernoulli}(1 - p),
+              \text{ the same } m \text{ for all } t,
+
+    so a dropped neuron is silent for the whole sequence (the stateful dropout of the PLIF paper's
+    code). In eval mode it is the identity.
+
+    - multi-step ``drop(x_seq)``: draws a fresh mask for this call (nothing is kept afterwards, like
+      the neurons' multi-step path).
+    - single-step ``drop.step(x_t)``: draws the mask at the first step and keeps it in ``self.mask``
+      until :func:`snnedu.reset`; with the same random state both paths give the same numbers.
+
+    Args:
+        p: probability of dropping a neuron, ``0 <= p < 1`` (paper: 0.5).
+
+    Shapes: ``[T, B, ...] -> [T, B, ...]``; ``step``: ``[B, ...] -> [B, ...]``.
+
+    Example::
+
+        >>> drop = SeqDropout(p=0.5)
+        >>> y = drop(torch.ones(8, 4, 100))          # values 0 or 2, constant along T
+        >>> bool((y == y[0]).all())                  # True
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        self.p = real("p", p, low=0.0, high=1.0, high_open=True,
+                      what="dropout probability; p = 1 would drop every neuron")
+        self.mask: torch.Tensor | None = None
+
+    def _draw(self, x_t: torch.Tensor) -> torch.Tensor:
+        # F.dropout of a tensor of ones: Bernoulli(1 - p) entries already scaled by 1 / (1 - p)
+        return F.dropout(torch.ones_like(x_t), self.p, training=True)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        tensor_input("SeqDropout", x_seq, min_dim=2, layout="[T, B, ...]")
+        self.reset()
+        if not self.training or self.p == 0.0:
+            return x_seq
+        return x_seq * self._draw(x_seq[0])
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """One step ``[B, ...]``; the mask drawn at the first step is reused until :func:`snnedu.reset`."""
+        tensor_input("SeqDropout.step", x, min_dim=1, layout="[B, ...]")
+        if not self.training or self.p == 0.0:
+            return x
+        if self.mask is None:
+            self.mask = self._draw(x)
+        elif self.mask.shape != x.shape:
+            raise StateError(f"SeqDropout.step got input of shape {list(x.shape)} but its mask has shape "
+                             f"{list(self.mask.shape)}; call snnedu.reset(model) before a new sequence or batch")
+        return x * self.mask
+
+    def reset(self) -> None:
+        """Forget the mask: the next sequence gets a new one."""
+        self.mask = None
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class PerStepBatchNorm(nn.Module):
+    r"""Apply one ``nn.BatchNorm`` separately at every time step (spec §0.5, behaviour 1).
+
+    For each ``t`` the statistics are those of the step alone (over the batch and space of
+    ``x[t]``), the affine :math:`\gamma, \beta` are shared by all steps, and in training the running
+    statistics are updated ``T`` times per batch — what a single-step network (the PLIF paper's code,
+    STL-SNN) does when it calls its ``BatchNorm2d`` once per step. Compare
+    ``TimeDistributed(nn.BatchNorm2d(C))`` (statistics over T·B together, behaviour 2) and
+    :class:`tdBN` (behaviour 3). When all steps are equal the three agree in training mode; they
+    differ as soon as the steps differ (e.g. event frames, or spikes after the first layer).
+
+    Args:
+        bn: an ``nn.BatchNorm1d`` / ``2d`` / ``3d`` (or any ``_BatchNorm``) for one step ``[B, C, ...]``.
+
+    Shapes: ``[T, B, C, ...] -> [T, B, C, ...]``; ``step``: ``[B, C, ...] -> [B, C, ...]``.
+
+    Example::
+
+        >>> bn = PerStepBatchNorm(nn.BatchNorm2d(64))
+        >>> y = bn(torch.randn(8, 16, 64, 10, 10))     # each y[t] has channel mean 0, var 1
+    """
+
+    def __init__(self, bn: nn.Module):
+        super().__init__()
+        if not isinstance(bn, nn.modules.batchnorm._BatchNorm):
+            raise HyperParameterError(f"PerStepBatchNorm wraps a batch-norm module such as nn.BatchNorm2d(C), "
+                                      f"got {type(bn).__name__}")
+        self.bn = bn
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        tensor_input(f"PerStepBatchNorm({type(self.bn).__name__})", x_seq, min_dim=3, layout="[T, B, C, ...]")
+        return torch.stack([self.bn(x_t) for x_t in x_seq.unbind(0)])
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """One step ``[B, C, ...]``: the wrapped batch norm itself."""
+        return self.bn(x)

@@ -126,9 +126,11 @@ class SpikingResNet(nn.Module):
             hidden = positive_int("hidden", hidden)
             self.head = nn.Sequential(TimeDistributed(nn.Linear(c_prev, hidden)), neuron(),
                                       TimeDistributed(nn.Linear(hidden, n_classes)))
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
+        for m in self.modules():  # Kaiming-normal init (MLF code); fan_out for convs, fan_in for the head
+            if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         tensor_input(type(self).__name__, x_seq, min_dim=5, layout=f"[T, B, {self.in_channels}, H, W]")

@@ -1,0 +1,357 @@
+"""Experiment configs: one YAML file per paper setting, validated field by field, turned into a run.
+
+A config has four sections (every field, its type and default are in :data:`SCHEMA`)::
+
+    name: mlf_dsresnet20_cifar10            # the run's folder under --out
+    source: "Feng et al. 2022 (MLF), DS-ResNet-20, CIFAR-10"
+    data:   {dataset: cifar10, T: 4, batch_size: 64, encoding: direct}
+    model:  {arch: resnet20, channels: [64, 128, 256], ds: true, v_threshold: 0.6,
+             neuron: {type: MLF, K: 3, v_threshold: 0.6, a: 1.0, decay: 0.25}}
+    train:  {epochs: 110, optimizer: sgd, lr: 0.1, momentum: 0.9, weight_decay: 1.0e-4,
+             scheduler: {type: step, step_size: 40, gamma: 0.1}, loss: ce, seed: 1}
+
+:func:`load_config` reads and validates a file; any problem raises :class:`ConfigError` with one line
+naming the field (``model.neuron.type: unknown value 'XLIF'; allowed: ...``). :func:`run_config`
+trains it with :func:`snnedu.fit` (progress bars, a checkpoint every epoch and automatic resume,
+TensorBoard logs) and writes ``result.json`` (accuracy, epochs, device, data used, wall time).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import torch.nn as nn
+
+from .errors import SnneduError
+
+__all__ = ["ConfigError", "SCHEMA", "NEURONS", "load_config", "validate_config", "build_model", "build_data",
+           "run_config"]
+
+
+class ConfigError(SnneduError, ValueError):
+    """A config file is unreadable or a field is missing, of the wrong type or out of range."""
+
+
+REQUIRED = object()
+
+
+class F:
+    """One field: expected type(s), default (``REQUIRED`` if none), allowed values, a range check."""
+
+    def __init__(self, types, default=REQUIRED, choices=None, low=None, low_open=False, doc=""):
+        self.types = types if isinstance(types, tuple) else (types,)
+        self.default, self.choices, self.low, self.low_open, self.doc = default, choices, low, low_open, doc
+
+
+NEURONS = {"IF", "LIF", "LIF.stbp", "PLIF", "MLF", "PMLF", "PMLF3"}
+ARCHS = {"spiking_mlp", "spiking_cnn", "resnet14", "resnet19", "resnet20", "plif_static", "plif_dvs"}
+DATASETS = {"mnist", "cifar10"}
+
+SCHEMA = {
+    "name": F(str),
+    "source": F(str, "", doc="the paper setting this config reproduces"),
+    "data": {
+        "dataset": F(str, choices=DATASETS),
+        "root": F((str, type(None)), None),
+        "T": F(int, low=1),
+        "batch_size": F(int, low=1),
+        "test_batch_size": F(int, 256, low=1),
+        "encoding": F(str, "direct", choices={"direct", "poisson"}),
+        "augment": F(bool, True),
+        "train_per_class": F((int, type(None)), None, low=1),
+        "test_per_class": F((int, type(None)), None, low=1),
+        "offline_fallback": F(bool, True),
+    },
+    "model": {
+        "arch": F(str, choices=ARCHS),
+        "neuron": {"type": F(str, choices=NEURONS), "*": "neuron keyword arguments"},
+        "v_threshold": F((int, float), 1.0, low=0.0, low_open=True),
+        "channels": F((list, int, type(None)), None),
+        "hidden": F((list, int, type(None)), None),
+        "ds": F(bool, True),
+        "share_neuron": F(bool, False),
+        "n_classes": F(int, 10, low=2),
+    },
+    "train": {
+        "epochs": F(int, low=1),
+        "optimizer": F(str, "adam", choices={"adam", "sgd"}),
+        "lr": F((int, float), low=0.0, low_open=True),
+        "momentum": F((int, float), 0.9, low=0.0),
+        "weight_decay": F((int, float), 0.0, low=0.0),
+        "scheduler": {"type": F(str, "none", choices={"none", "step", "cosine"}),
+                      "step_size": F(int, 30, low=1), "gamma": F((int, float), 0.1, low=0.0),
+                      "T_max": F((int, type(None)), None, low=1)},
+        "loss": F(str, "ce", choices={"ce", "tet", "mse"}),
+        "tet_lambda": F((int, float), 1e-3, low=0.0),
+        "tet_phi": F((int, float), 1.0),
+        "tau_lambda": F((int, float), 0.0, low=0.0),
+        "seed": F(int, 0),
+        "amp": F((bool, type(None)), None),
+        "grad_clip": F((int, float, type(None)), None, low=0.0),
+    },
+}
+
+
+def _validate(raw: Any, schema: dict, where: str) -> dict:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping of fields, got {type(raw).__name__}")
+    out = {}
+    free = "*" in schema
+    for key in raw:
+        if key not in schema and not free:
+            allowed = ", ".join(sorted(k for k in schema if k != "*"))
+            raise ConfigError(f"{where}{key}: unknown field; allowed here: {allowed}")
+    for key, spec in schema.items():
+        if key == "*":
+            continue
+        path = f"{where}{key}"
+        if isinstance(spec, dict):
+            out[key] = _validate(raw.get(key, {}), spec, path + ".")
+            continue
+        if key not in raw:
+            if spec.default is REQUIRED:
+                raise ConfigError(f"{path}: missing required field")
+            out[key] = spec.default
+            continue
+        value = raw[key]
+        if isinstance(value, bool) and bool not in spec.types:
+            ok = False
+        elif isinstance(value, int) and not isinstance(value, bool) and float in spec.types:
+            ok, value = True, float(value)
+        else:
+            ok = isinstance(value, spec.types)
+        if not ok:
+            names = " or ".join(t.__name__ for t in spec.types).replace("NoneType", "null")
+            raise ConfigError(f"{path}: expected {names}, got {value!r} ({type(value).__name__})")
+        if spec.choices is not None and value not in spec.choices:
+            raise ConfigError(f"{path}: unknown value {value!r}; allowed: {', '.join(sorted(spec.choices))}")
+        if spec.low is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value < spec.low or (spec.low_open and value == spec.low) or value != value:
+                raise ConfigError(f"{path}: must be {'>' if spec.low_open else '>='} {spec.low:g}, got {value!r}")
+        out[key] = value
+    if free:
+        out.update({k: v for k, v in raw.items() if k not in schema})
+    return out
+
+
+def validate_config(raw: Any) -> dict:
+    """Check every field of a parsed config and fill in the defaults (raises :class:`ConfigError`)."""
+    cfg = _validate(raw, SCHEMA, "")
+    try:  # the neuron's own hyper-parameters are checked by the neuron itself
+        _neuron_factory(cfg["model"]["neuron"])()
+    except TypeError as e:
+        import re
+
+        m = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        if m:
+            raise ConfigError(f"model.neuron.{m.group(1)}: not a parameter of {cfg['model']['neuron']['type']}") from None
+        raise ConfigError(f"model.neuron: {e}") from None
+    except SnneduError as e:
+        raise ConfigError(f"model.neuron: {e}") from None
+    return cfg
+
+
+def load_config(path) -> dict:
+    """Read a YAML (or JSON) config file and validate it."""
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return validate_config(raw)
+
+
+# -- building blocks ---------------------------------------------------------------------------------
+def _neuron_factory(spec: dict):
+    from . import neurons
+
+    kwargs = {k: v for k, v in spec.items() if k != "type"}
+    kind = spec["type"]
+    if kind == "LIF.stbp":
+        return lambda: neurons.LIF.stbp(**kwargs)
+    cls = getattr(neurons, kind)
+    return lambda: cls(**kwargs)
+
+
+def build_model(cfg: dict) -> nn.Module:
+    """The network of ``cfg['model']``, with the encoder in front where the data are static images."""
+    from . import models
+    from .encoding import DirectEncoder, PoissonEncoder
+
+    m, d = cfg["model"], cfg["data"]
+    neuron = _neuron_factory(m["neuron"])
+    in_shape = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}[d["dataset"]]
+    arch = m["arch"]
+    kw = {}
+    if m["channels"] is not None:
+        kw["channels"] = m["channels"]
+    if arch == "spiking_mlp":
+        net = models.SpikingMLP(input_shape=in_shape, hidden=tuple(m["hidden"] or (256,)), n_classes=m["n_classes"],
+                                neuron=neuron)
+    elif arch == "spiking_cnn":
+        net = models.SpikingCNN(input_shape=in_shape, n_classes=m["n_classes"], neuron=neuron,
+                                **({"channels": m["channels"]} if m["channels"] else {}))
+    elif arch in ("resnet14", "resnet19", "resnet20"):
+        if arch == "resnet19" and m["hidden"] is not None:
+            kw["hidden"] = m["hidden"]
+        net = getattr(models, arch)(neuron=neuron, v_threshold=m["v_threshold"], in_channels=in_shape[0],
+                                    n_classes=m["n_classes"], ds=m["ds"], share_neuron=m["share_neuron"], **kw)
+    else:  # arch == "plif_static": the PLIF paper's static network takes the static batch itself
+        if arch == "plif_dvs":
+            raise ConfigError("model.arch: 'plif_dvs' needs a DVS dataset (data.dataset), which arrives with "
+                              "the DVS pipeline")
+        if isinstance(m["hidden"], list):
+            raise ConfigError("model.hidden: plif_static takes one FC width (int), e.g. 2048")
+        return models.PLIFStaticNet(dataset=d["dataset"], T=d["T"], n_classes=m["n_classes"], neuron=neuron,
+                                    fc_hidden=m["hidden"] or 2048,
+                                    **({"channels": m["channels"]} if m["channels"] else {}))
+    encoder = (DirectEncoder if d["encoding"] == "direct" else PoissonEncoder)(d["T"])
+    return nn.Sequential(encoder, net)
+
+
+def build_data(cfg: dict):
+    """``(DataSplit, train_loader, test_loader)`` of ``cfg['data']`` (prints which data is used)."""
+    from .data import DataSplit, load_mnist, make_loaders, take_per_class
+
+    d = cfg["data"]
+    if d["dataset"] == "mnist":
+        split = load_mnist(root=d["root"], offline_fallback=d["offline_fallback"])
+    else:
+        from .data import load_cifar10
+
+        split = load_cifar10(root=d["root"], offline_fallback=d["offline_fallback"], augment=d["augment"],
+                             seed=cfg["train"]["seed"])
+    if d["train_per_class"] or d["test_per_class"]:
+        train = take_per_class(split.train, d["train_per_class"]) if d["train_per_class"] else split.train
+        test = take_per_class(split.test, d["test_per_class"]) if d["test_per_class"] else split.test
+        split = DataSplit(train, test, f"{split.source} (subset: {len(train)} train / {len(test)} test)",
+                          split.offline_standin)
+    train_loader, test_loader = make_loaders(split, batch_size=d["batch_size"], seed=cfg["train"]["seed"],
+                                             test_batch_size=d["test_batch_size"])
+    return split, train_loader, test_loader
+
+
+def _optimizer(cfg: dict, model: nn.Module):
+    t = cfg["train"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    if t["optimizer"] == "sgd":
+        return torch.optim.SGD(params, lr=t["lr"], momentum=t["momentum"], weight_decay=t["weight_decay"])
+    return torch.optim.Adam(params, lr=t["lr"], weight_decay=t["weight_decay"])
+
+
+def _scheduler(cfg: dict, optimizer):
+    s = cfg["train"]["scheduler"]
+    if s["type"] == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=s["step_size"], gamma=s["gamma"])
+    if s["type"] == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=s["T_max"] or cfg["train"]["epochs"])
+    return None
+
+
+def _loss(cfg: dict):
+    from .losses import TETLoss, rate_cross_entropy, rate_mse
+
+    t = cfg["train"]
+    if t["loss"] == "tet":
+        return TETLoss(lam=t["tet_lambda"], phi=t["tet_phi"])
+    return rate_mse if t["loss"] == "mse" else rate_cross_entropy
+
+
+class _Limited:
+    """The first ``n`` batches of a loader (a short epoch for smoke tests); keeps ``generator``."""
+
+    def __init__(self, loader, n: int):
+        self.loader, self.n = loader, n
+        self.generator = getattr(loader, "generator", None)
+
+    def __iter__(self):
+        for i, batch in enumerate(self.loader):
+            if i >= self.n:
+                return
+            yield batch
+
+    def __len__(self):
+        return min(self.n, len(self.loader))
+
+
+def _tensorboard(log_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:  # pragma: no cover - tensorboard is in requirements.txt
+        raise SnneduError("TensorBoard logging needs the 'tensorboard' package: pip install tensorboard") from e
+    writer = SummaryWriter(str(log_dir))
+
+    def log(model, row):
+        for k, v in row.items():
+            if isinstance(v, (int, float)) and k != "epoch":
+                writer.add_scalar(k, v, row["epoch"])
+        writer.flush()
+    return writer, log
+
+
+def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_batches: Optional[int] = None,
+               device=None, progress: bool = True, resume: bool = True) -> dict:
+    """Train ``cfg``; write ``OUT/NAME/{checkpoint.pt, tb/, result.json}`` and return the result dict.
+
+    ``epochs`` overrides ``train.epochs`` and ``max_batches`` cuts every epoch short (smoke tests).
+    A rerun with the same ``out_dir`` resumes after the last finished epoch.
+    """
+    from .train import default_device, fit, seed_everything
+
+    run_dir = Path(out_dir) / cfg["name"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device) if device is not None else default_device()
+    t = cfg["train"]
+    n_epochs = epochs or t["epochs"]
+    seed_everything(t["seed"])
+    split, train_loader, test_loader = build_data(cfg)
+    if max_batches:
+        train_loader, test_loader = _Limited(train_loader, max_batches), _Limited(test_loader, max_batches)
+    model = build_model(cfg)
+    model.eval()  # materialise lazily shaped per-neuron parameters before the optimizer sees them
+    with torch.no_grad():  # (eval mode: the batch-norm statistics are not touched)
+        x, _ = next(iter(test_loader))
+        model(x[:2])
+    model.train()
+    optimizer = _optimizer(cfg, model)
+    scheduler = _scheduler(cfg, optimizer)
+    regularizer = None
+    if t["tau_lambda"] > 0:
+        from .losses import TauVarianceRegularizer
+        regularizer = TauVarianceRegularizer(lam=t["tau_lambda"])
+    writer, tb_log = _tensorboard(run_dir / "tb")
+    start = time.perf_counter()
+    try:
+        history = fit(model, train_loader, test_loader, epochs=n_epochs, optimizer=optimizer, scheduler=scheduler,
+                      loss_fn=_loss(cfg), regularizer=regularizer, device=device, amp=t["amp"],
+                      checkpoint=run_dir / "checkpoint.pt", resume=resume, seed=t["seed"], progress=progress,
+                      grad_clip=t["grad_clip"], callbacks=[tb_log])
+    finally:
+        writer.close()
+    wall = time.perf_counter() - start
+    best = history.best("val_acc")
+    result = {
+        "name": cfg["name"], "source": cfg["source"],
+        "final_test_acc": history[-1]["val_acc"], "best_test_acc": best["val_acc"], "best_epoch": best["epoch"],
+        "epochs": len(history), "epochs_configured": t["epochs"], "max_batches_per_epoch": max_batches,
+        "device": str(device) if device.type != "cuda" else f"cuda ({torch.cuda.get_device_name(device)})",
+        "amp": bool(device.type == "cuda" if t["amp"] is None else t["amp"]),
+        "data": split.source, "offline_standin": split.offline_standin,
+        "wall_time_s_this_run": round(wall, 2), "machine": platform.node(), "torch": torch.__version__,
+        "history": list(history), "config": cfg,
+    }
+    tmp = run_dir / f"result.json.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(result, indent=2, default=lambda o: None if isinstance(o, float) and math.isnan(o)
+                              else str(o)))
+    os.replace(tmp, run_dir / "result.json")
+    return result

@@ -1,0 +1,102 @@
+"""Experiment configs and `python -m snnedu train`: every config runs a short epoch on CPU, resume,
+TensorBoard logs, result JSON, and one clear error line for a bad config."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import snnedu
+from snnedu.__main__ import main
+from snnedu.config import ConfigError, load_config, validate_config
+
+CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+
+
+def test_configs_exist_and_validate():
+    assert len(CONFIGS) >= 6
+    names = [load_config(p)["name"] for p in CONFIGS]
+    assert len(set(names)) == len(names)
+    assert main(["check", *map(str, CONFIGS)]) == 0
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_config_trains_one_short_epoch_on_cpu(path, tmp_path, capsys):
+    code = main(["train", str(path), "--epochs", "1", "--max-batches", "1", "--batch-size", "2",
+                 "--device", "cpu", "--out", str(tmp_path), "--no-progress"])
+    assert code == 0
+    name = load_config(path)["name"]
+    result = json.loads((tmp_path / name / "result.json").read_text())
+    assert result["epochs"] == 1 and result["device"] == "cpu" and 0.0 <= result["final_test_acc"] <= 100.0
+    assert result["data"] and isinstance(result["offline_standin"], bool)
+    assert (tmp_path / name / "checkpoint.pt").exists()
+    assert list((tmp_path / name / "tb").glob("events.out.tfevents.*"))
+    assert '"best_test_acc"' in capsys.readouterr().out
+
+
+def _small_cfg(tmp_path, **over):
+    cfg = {"name": "tiny", "data": {"dataset": "mnist", "T": 2, "batch_size": 32, "train_per_class": 6,
+                                    "test_per_class": 3},
+           "model": {"arch": "spiking_mlp", "hidden": [16], "neuron": {"type": "LIF", "tau": 2.0}},
+           "train": {"epochs": 2, "lr": 1.0e-2, "seed": 0}}
+    for dotted, value in over.items():
+        node = cfg
+        *parents, leaf = dotted.split("__")
+        for p in parents:
+            node = node.setdefault(p, {})
+        if value is None:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_resume_after_interruption_and_result_history(tmp_path):
+    path = _small_cfg(tmp_path)
+    out = tmp_path / "runs"
+    assert main(["train", str(path), "--epochs", "1", "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    first = json.loads((out / "tiny" / "result.json").read_text())
+    assert [r["epoch"] for r in first["history"]] == [1]
+    assert main(["train", str(path), "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    second = json.loads((out / "tiny" / "result.json").read_text())
+    assert [r["epoch"] for r in second["history"]] == [1, 2]
+    assert second["history"][0] == first["history"][0]  # epoch 1 came from the checkpoint, not retrained
+    assert "subset: 60 train / 30 test" in second["data"]
+
+
+@pytest.mark.parametrize("over, field", [
+    ({"model__neuron__type": "XLIF"}, "model.neuron.type: unknown value 'XLIF'; allowed:"),
+    ({"train__lr": None}, "train.lr: missing required field"),
+    ({"data__T": "four"}, "data.T: expected int, got 'four'"),
+    ({"train__epochs": 0}, "train.epochs: must be >= 1, got 0"),
+    ({"train__lr": 0.0}, "train.lr: must be > 0, got 0.0"),
+    ({"model__layers": 3}, "model.layers: unknown field"),
+    ({"model__neuron__tau": 0.5}, "model.neuron: tau must be finite and in [1.0, inf]"),
+    ({"model__neuron__colour": "red"}, "model.neuron.colour: not a parameter of LIF"),
+])
+def test_bad_config_is_one_clear_line_naming_the_field(tmp_path, capsys, over, field):
+    path = _small_cfg(tmp_path, **over)
+    assert main(["train", str(path), "--out", str(tmp_path), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"snnedu: config error in {path}: ") and field in err[0], err
+
+
+def test_unreadable_configs(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        validate_config(["not", "a", "mapping"])
+
+
+def test_module_entry_point_runs(tmp_path):
+    path = _small_cfg(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "snnedu", "check", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "ok (tiny)" in proc.stdout
