@@ -12,8 +12,9 @@ Two residual blocks (spec §6.3, §7.3), ``conv`` = 3x3, bias-free; ``norm`` = :
 
   .. math:: o = N(\mathrm{tdBN}(\mathrm{conv}(N(\mathrm{tdBN}(\mathrm{conv}\,x))))) + s(x),
 
-  with :math:`s` the identity or ``conv1x1 -> tdBN -> N``. The block's output is a sum of two spike
-  tensors (integers ``0..2K``), still multiplication-free for the next convolution; every tdBN uses
+  with :math:`s` the identity or ``conv1x1 -> tdBN -> N``. The block's output is integer-valued, so
+  the next convolution stays multiplication-free: ``0..2K`` after a projection shortcut (two spike
+  tensors of a K-level neuron), and an identity block adds up to ``K`` to its input. Every tdBN uses
   :math:`\alpha = 1`.
 
 ``share_neuron=True`` uses one neuron object for both activations of a block's main branch. For
