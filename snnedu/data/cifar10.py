@@ -39,8 +39,7 @@ import torch.nn.functional as F
 
 from .._checks import positive_int
 from ..errors import DataError
-from .common import DataSplit, ImageTensorDataset, data_root
-from .mnist import _new_dirs_cleanup
+from .common import DataSplit, ImageTensorDataset, data_root, local_or_download
 
 __all__ = ["load_cifar10", "synthetic_cifar10", "CIFAR10Dataset", "CIFAR10_MEAN", "CIFAR10_STD",
            "CIFAR10_CLASSES", "SYNTH_CLASSES", "SYNTH_SOURCE", "OFFLINE_SOURCE"]
@@ -353,20 +352,7 @@ def load_cifar10(root: Optional[str] = None, download: bool = True, offline_fall
     if n_test is not None:
         n_test = positive_int("n_test", n_test)
     root = data_root(root)
-    reason = ""
-    loaded, how = None, ""
-    try:
-        loaded, how = _read_local_cifar10(root), "torchvision files under"
-    except Exception as local_err:  # noqa: BLE001 - any failure means "not available locally"
-        why = local_err if isinstance(local_err, FileNotFoundError) else type(local_err).__name__
-        reason = f"no local copy ({why})"
-        if download:
-            cleanup = _new_dirs_cleanup(root)
-            try:
-                loaded, how = _download_cifar10(root), "downloaded by torchvision to"
-            except Exception as dl_err:  # noqa: BLE001
-                cleanup()
-                reason += f"; download failed ({type(dl_err).__name__}: offline?)"
+    loaded, how, reason = local_or_download(root, _read_local_cifar10, _download_cifar10, download)
 
     def make(train, test, classes):
         common = dict(normalize=normalize, seed=seed, classes=classes)

@@ -4,14 +4,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional, Tuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from .._checks import positive_int
 
-__all__ = ["DataSplit", "ImageTensorDataset", "data_root", "make_loaders", "take_per_class"]
+__all__ = ["DataSplit", "ImageTensorDataset", "data_root", "make_loaders", "take_per_class", "local_or_download"]
 
 
 def data_root(root: Optional[str] = None) -> Path:
@@ -76,3 +76,43 @@ def make_loaders(split: DataSplit, batch_size: int = 64, seed: int = 0, test_bat
                        num_workers=num_workers, drop_last=False)
     test = DataLoader(split.test, batch_size=test_batch_size, shuffle=False, num_workers=num_workers)
     return train, test
+
+
+def _new_dirs_cleanup(root: Path):
+    """Remove folders a failed download created (torchvision leaves empty folders behind)."""
+    existed = {p for p in root.rglob("*")} if root.exists() else set()
+    root_existed = root.exists()
+
+    def cleanup():
+        if not root.exists():
+            return
+        for p in sorted(root.rglob("*"), key=lambda q: len(q.parts), reverse=True):
+            if p not in existed and p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
+        if not root_existed and not any(root.iterdir()):
+            root.rmdir()
+    return cleanup
+
+
+def local_or_download(root: Path, read_local: Callable[[Path], Any], fetch: Callable[[Path], Any],
+                      download: bool) -> Tuple[Optional[Any], str, str]:
+    """The first two attempts of every loader: a local copy, then (``download=True``) a download.
+
+    Returns ``(data, how, reason)``: ``data`` is what ``read_local(root)`` or ``fetch(root)`` returned
+    (``None`` when both failed), ``how`` says which one worked ("torchvision files under" /
+    "downloaded by torchvision to"), and ``reason`` says why not, for the one line a fallback prints.
+    Folders a failed download created are removed again.
+    """
+    try:
+        return read_local(root), "torchvision files under", ""
+    except Exception as local_err:  # noqa: BLE001 - any failure means "not available locally"
+        why = local_err if isinstance(local_err, FileNotFoundError) else type(local_err).__name__
+        reason = f"no local copy ({why})"
+    if download:
+        cleanup = _new_dirs_cleanup(root)
+        try:
+            return fetch(root), "downloaded by torchvision to", ""
+        except Exception as dl_err:  # noqa: BLE001
+            cleanup()
+            reason += f"; download failed ({type(dl_err).__name__}: offline?)"
+    return None, "", reason

