@@ -21,6 +21,7 @@ import json
 import math
 import os
 import platform
+import re
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -146,8 +147,6 @@ def validate_config(raw: Any) -> dict:
     try:  # the neuron's own hyper-parameters are checked by the neuron itself
         _neuron_factory(cfg["model"]["neuron"])()
     except TypeError as e:
-        import re
-
         m = re.search(r"unexpected keyword argument '(\w+)'", str(e))
         if m:
             raise ConfigError(f"model.neuron.{m.group(1)}: not a parameter of {cfg['model']['neuron']['type']}") from None
@@ -199,8 +198,7 @@ def build_model(cfg: dict) -> nn.Module:
         net = models.SpikingMLP(input_shape=in_shape, hidden=tuple(m["hidden"] or (256,)), n_classes=m["n_classes"],
                                 neuron=neuron)
     elif arch == "spiking_cnn":
-        net = models.SpikingCNN(input_shape=in_shape, n_classes=m["n_classes"], neuron=neuron,
-                                **({"channels": m["channels"]} if m["channels"] else {}))
+        net = models.SpikingCNN(input_shape=in_shape, n_classes=m["n_classes"], neuron=neuron, **kw)
     elif arch in ("resnet14", "resnet19", "resnet20"):
         if arch == "resnet19" and m["hidden"] is not None:
             kw["hidden"] = m["hidden"]
@@ -213,8 +211,7 @@ def build_model(cfg: dict) -> nn.Module:
         if isinstance(m["hidden"], list):
             raise ConfigError("model.hidden: plif_static takes one FC width (int), e.g. 2048")
         return models.PLIFStaticNet(dataset=d["dataset"], T=d["T"], n_classes=m["n_classes"], neuron=neuron,
-                                    fc_hidden=m["hidden"] or 2048,
-                                    **({"channels": m["channels"]} if m["channels"] else {}))
+                                    fc_hidden=m["hidden"] or 2048, **kw)
     encoder = (DirectEncoder if d["encoding"] == "direct" else PoissonEncoder)(d["T"])
     return nn.Sequential(encoder, net)
 
