@@ -8,9 +8,10 @@ single-step use (``layer.step(x_t)``) keeps state until :func:`reset` is called.
 """
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
-__all__ = ["StatefulModule", "reset"]
+__all__ = ["StatefulModule", "reset", "materialize"]
 
 
 class StatefulModule(nn.Module):
@@ -34,4 +35,29 @@ def reset(model: nn.Module) -> nn.Module:
     for m in model.modules():
         if isinstance(m, StatefulModule):
             m.reset()
+    return model
+
+
+@torch.no_grad()
+def materialize(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """Run ``model(example)`` once so that lazily shaped (per-neuron) parameters get their shape.
+
+    Runs in eval mode without gradients, so batch-norm running statistics are not updated, then
+    restores every submodule's training flag and resets the state. Call it before creating the
+    optimizer. Returns ``model``.
+
+    Example::
+
+        >>> net = SpikingMLP(neuron=lambda: PLIF(per_neuron=True))
+        >>> materialize(net, torch.zeros(1, 1, 1, 28, 28))
+        >>> opt = torch.optim.Adam(net.parameters())
+    """
+    flags = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        model(example)
+    finally:
+        for m, flag in flags.items():
+            m.training = flag
+        reset(model)
     return model

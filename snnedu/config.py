@@ -29,6 +29,7 @@ from typing import Any, Optional
 import torch
 import torch.nn as nn
 
+from .base import materialize
 from .errors import SnneduError
 
 __all__ = ["ConfigError", "SCHEMA", "NEURONS", "load_config", "validate_config", "build_model", "build_data",
@@ -315,11 +316,7 @@ def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_b
     if max_batches:
         train_loader, test_loader = _Limited(train_loader, max_batches), _Limited(test_loader, max_batches)
     model = build_model(cfg)
-    model.eval()  # materialise lazily shaped per-neuron parameters before the optimizer sees them
-    with torch.no_grad():  # (eval mode: the batch-norm statistics are not touched)
-        x, _ = next(iter(test_loader))
-        model(x[:2])
-    model.train()
+    materialize(model, next(iter(test_loader))[0][:2])  # lazily shaped parameters, before the optimizer
     optimizer = _optimizer(cfg, model)
     scheduler = _scheduler(cfg, optimizer)
     regularizer = None

@@ -80,3 +80,15 @@ def test_model_accepts_any_neuron_factory():
     assert len(plif) == 1 and plif[0].decay_param.w.shape == (7,)
     with pytest.raises(snnedu.HyperParameterError, match="divisible by 4"):
         snnedu.SpikingCNN(input_shape=(1, 30, 30))
+
+
+def test_materialize_shapes_lazy_parameters_without_touching_bn_or_training_flags():
+    net = snnedu.SpikingMLP(input_shape=(6,), hidden=(5,), n_classes=3, batch_norm=True,
+                            neuron=lambda: snnedu.PLIF(per_neuron=True))
+    net.train()
+    bn = next(m for m in net.modules() if isinstance(m, nn.BatchNorm1d))
+    snnedu.materialize(net, torch.rand(2, 4, 6) * 5)
+    plif = next(m for m in net.modules() if isinstance(m, snnedu.PLIF))
+    assert plif.decay_param.w.shape == (5,)
+    assert torch.equal(bn.running_mean, torch.zeros(5)) and int(bn.num_batches_tracked) == 0
+    assert all(m.training for m in net.modules()) and plif.v is None

@@ -34,6 +34,7 @@ import torch
 import torch.nn as nn
 
 from .._checks import positive_int, real, tensor_input
+from ..base import materialize
 from ..errors import HyperParameterError, InputError
 from ..layers import Flatten, PerStepBatchNorm, SeqDropout, TimeDistributed, VotingReadout
 from ..neurons import PLIF
@@ -71,25 +72,17 @@ class _LazyMixin:
     def _dummy_input(self) -> torch.Tensor:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    @torch.no_grad()
     def materialize(self) -> "nn.Module":
         """Give every lazily shaped parameter its shape (run before creating the optimizer).
 
         Runs one step on a zero input in eval mode (batch-norm running statistics are not updated),
         then restores the training flags. Returns the network.
         """
-        flags = {m: m.training for m in self.modules()}
-        self.eval()
-        try:
-            ref = next((p for p in self.parameters() if not isinstance(p, nn.UninitializedParameter)), None)
-            x = self._dummy_input()
-            if ref is not None:
-                x = x.to(device=ref.device, dtype=ref.dtype)
-            self(x)
-        finally:
-            for m, flag in flags.items():
-                m.training = flag
-        return self
+        ref = next((p for p in self.parameters() if not isinstance(p, nn.UninitializedParameter)), None)
+        x = self._dummy_input()
+        if ref is not None:
+            x = x.to(device=ref.device, dtype=ref.dtype)
+        return materialize(self, x)
 
 
 class PLIFStaticNet(_LazyMixin, nn.Module):
