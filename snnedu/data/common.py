@@ -68,13 +68,24 @@ def take_per_class(ds, n_per_class: int) -> Subset:
     return Subset(ds, idx.sort().values.tolist())
 
 
+def _collate_fn(ds):
+    """The dataset's own ``collate_fn`` (e.g. time-first batches of event frames), else the default."""
+    while isinstance(ds, Subset):
+        ds = ds.dataset
+    return getattr(ds, "collate_fn", None)
+
+
 def make_loaders(split: DataSplit, batch_size: int = 64, seed: int = 0, test_batch_size: int = 256,
                  num_workers: int = 0):
-    """``(train_loader, test_loader)``; the training order is shuffled by a generator seeded with ``seed``."""
+    """``(train_loader, test_loader)``; the training order is shuffled by a generator seeded with ``seed``.
+
+    A dataset with a ``collate_fn`` attribute batches with it: event-frame datasets give
+    ``[T, B, 2, H, W]`` batches (time first), image datasets ``[B, C, H, W]``."""
     g = torch.Generator().manual_seed(seed)
-    train = DataLoader(split.train, batch_size=batch_size, shuffle=True, generator=g,
-                       num_workers=num_workers, drop_last=False)
-    test = DataLoader(split.test, batch_size=test_batch_size, shuffle=False, num_workers=num_workers)
+    train = DataLoader(split.train, batch_size=batch_size, shuffle=True, generator=g, num_workers=num_workers,
+                       drop_last=False, collate_fn=_collate_fn(split.train))
+    test = DataLoader(split.test, batch_size=test_batch_size, shuffle=False, num_workers=num_workers,
+                      collate_fn=_collate_fn(split.test))
     return train, test
 
 

@@ -1,0 +1,251 @@
+"""Readers and writers of the two AEDAT formats the DVS datasets ship in (numpy only).
+
+**AEDAT 3.1** (DVS128 Gesture, spec §12.1). ASCII header lines starting with ``#`` up to and
+including ``#!END-HEADER``, then packets. A packet is a 28-byte little-endian header::
+
+    int16 type, int16 source, int32 event_size, int32 ts_offset, int32 ts_overflow,
+    int32 capacity, int32 number, int32 valid
+
+followed by ``number * event_size`` bytes. Polarity packets (type 1) hold 8-byte events: a uint32
+data word and an int32 time stamp in microseconds. ``x = (d >> 17) & 0x1FFF``,
+``y = (d >> 2) & 0x1FFF``, ``p = (d >> 1) & 1`` (bit 0 is the validity mark); the full time stamp
+is ``ts_overflow << 31 | ts``. Packets of other types (special events, frames, IMU) are skipped.
+Like SpikingJelly, every event of a polarity packet is kept, whatever its validity bit.
+
+**AEDAT 2.0** (CIFAR10-DVS, spec §12.2). ``#`` header lines, then big-endian pairs
+``(uint32 address, uint32 time stamp in µs)``. The address of the DVS128 is decoded as the
+dataset's authors (and SpikingJelly) do: ``x_raw = (a & 0xFE) >> 1``, ``y_raw = (a & 0x7F00) >> 8``,
+``p_raw = a & 1``, stored with the orientation fix ``x = 127 - y_raw``, ``y = 127 - x_raw``,
+``p = 1 - p_raw``. A wrapped 32-bit time stamp is unwrapped.
+
+A truncated or corrupt file raises :class:`AedatError` naming the file and the byte offset; a reader
+never returns a silently shortened recording.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import DataError
+from .events import EVENT_DTYPE, check_events, make_events
+
+__all__ = ["AedatError", "read_aedat31", "write_aedat31", "read_aedat20", "write_aedat20",
+           "read_gesture_labels", "write_gesture_labels", "labels_csv_path", "atomic_write_bytes"]
+
+_PACKET_HEADER = np.dtype([("type", "<i2"), ("source", "<i2"), ("size", "<i4"), ("ts_offset", "<i4"),
+                           ("ts_overflow", "<i4"), ("capacity", "<i4"), ("number", "<i4"), ("valid", "<i4")])
+_POLARITY = 1
+_POLARITY_EVENT = np.dtype([("data", "<u4"), ("ts", "<i4")])
+_AEDAT20_EVENT = np.dtype([("addr", ">u4"), ("ts", ">u4")])
+
+
+class AedatError(DataError):
+    """An AEDAT file is truncated, corrupt or not in the expected format (the message names the file
+    and the byte offset)."""
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``: readers see either the
+    old file or the whole new one, never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+# --------------------------------------------------------------------------------------------------
+# AEDAT 3.1
+# --------------------------------------------------------------------------------------------------
+def _read_bytes(path) -> Tuple[Path, bytes]:
+    path = Path(path)
+    try:
+        return path, path.read_bytes()
+    except FileNotFoundError:
+        raise AedatError(f"{path}: no such file") from None
+
+
+def _header_end_31(path: Path, raw: bytes) -> int:
+    if not raw.startswith(b"#!AER-DAT3"):
+        raise AedatError(f"{path}: not an AEDAT 3.x file (offset 0: expected '#!AER-DAT3', "
+                         f"found {raw[:10]!r})")
+    mark = raw.find(b"#!END-HEADER")
+    if mark < 0:
+        raise AedatError(f"{path}: header never ends (no '#!END-HEADER' line; file has {len(raw)} bytes)")
+    nl = raw.find(b"\n", mark)
+    if nl < 0:
+        raise AedatError(f"{path}: truncated after the header mark at offset {mark}")
+    return nl + 1
+
+
+def read_aedat31(path) -> np.ndarray:
+    """Polarity events of an AEDAT 3.1 file as an :data:`EVENT_DTYPE` array sorted by time (µs)."""
+    path, raw = _read_bytes(path)
+    pos = _header_end_31(path, raw)
+    chunks: List[np.ndarray] = []
+    hsize = _PACKET_HEADER.itemsize
+    while pos < len(raw):
+        if len(raw) - pos < hsize:
+            raise AedatError(f"{path}: truncated packet header at offset {pos} "
+                             f"({len(raw) - pos} of {hsize} bytes)")
+        h = np.frombuffer(raw, dtype=_PACKET_HEADER, count=1, offset=pos)[0]
+        size, number = int(h["size"]), int(h["number"])
+        if size <= 0 or number < 0 or h["ts_overflow"] < 0:
+            raise AedatError(f"{path}: corrupt packet header at offset {pos} "
+                             f"(event size {size}, number {number}, ts overflow {int(h['ts_overflow'])})")
+        body = pos + hsize
+        end = body + size * number
+        if end > len(raw):
+            raise AedatError(f"{path}: truncated packet at offset {pos}: it declares {number} events of "
+                             f"{size} bytes, but the file ends {len(raw) - body} bytes after its header")
+        if int(h["type"]) == _POLARITY:
+            if size != _POLARITY_EVENT.itemsize or int(h["ts_offset"]) != 4:
+                raise AedatError(f"{path}: polarity packet at offset {pos} has event size {size} and "
+                                 f"time-stamp offset {int(h['ts_offset'])} (expected 8 and 4)")
+            ev = np.frombuffer(raw, dtype=_POLARITY_EVENT, count=number, offset=body)
+            d = ev["data"]
+            t = (np.int64(h["ts_overflow"]) << 31) | ev["ts"].astype(np.int64)
+            chunks.append(make_events(t, (d >> 17) & 0x1FFF, (d >> 2) & 0x1FFF, (d >> 1) & 1, sort=False))
+        pos = end
+    events = np.concatenate(chunks) if chunks else np.empty(0, EVENT_DTYPE)
+    if events.size > 1 and np.any(np.diff(events["t"]) < 0):
+        events = events[np.argsort(events["t"], kind="stable")]
+    return events
+
+
+def write_aedat31(path, events: np.ndarray, labels: Optional[Sequence[Tuple[int, int, int]]] = None, *,
+                  packet_events: int = 4096, sensor_size: Tuple[int, int] = (128, 128),
+                  source: str = "DVS128") -> Path:
+    """Write polarity events as AEDAT 3.1 (atomically), like the DVS128 Gesture recordings.
+
+    ``labels``: optional rows ``(class 1..11, start_us, end_us)`` written next to it as
+    ``<name>_labels.csv`` (the dataset's own layout). Returns the path of the .aedat file.
+    """
+    events = check_events(events, sensor_size, where=str(path))
+    t = events["t"]
+    if t.size and t[0] < 0:
+        raise AedatError(f"{path}: negative time stamps cannot be written")
+    header = (f"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: {source}\r\n"
+              f"#Start-Time: written by snnedu\r\n#!END-HEADER\r\n").encode("ascii")
+    parts = [header]
+    overflow = t >> 31
+    # packets never straddle a change of the overflow counter
+    cuts = np.flatnonzero(np.diff(overflow)) + 1
+    for seg in np.split(np.arange(t.size), cuts):
+        for start in range(0, seg.size, packet_events):
+            idx = seg[start:start + packet_events]
+            n = idx.size
+            h = np.zeros(1, _PACKET_HEADER)
+            h["type"], h["source"], h["size"], h["ts_offset"] = _POLARITY, 1, 8, 4
+            h["ts_overflow"] = int(overflow[idx[0]])
+            h["capacity"] = h["number"] = h["valid"] = n
+            ev = np.empty(n, _POLARITY_EVENT)
+            e = events[idx]
+            ev["data"] = ((e["x"].astype(np.uint32) << 17) | (e["y"].astype(np.uint32) << 2)
+                          | (e["p"].astype(np.uint32) << 1) | 1)
+            ev["ts"] = (e["t"] & 0x7FFFFFFF).astype(np.int32)
+            parts += [h.tobytes(), ev.tobytes()]
+    path = Path(path)
+    atomic_write_bytes(path, b"".join(parts))
+    if labels is not None:
+        write_gesture_labels(labels_csv_path(path), labels)
+    return path
+
+
+def labels_csv_path(aedat_path) -> Path:
+    """``user01_led.aedat`` -> ``user01_led_labels.csv`` (DVS128 Gesture's naming)."""
+    p = Path(aedat_path)
+    return p.with_name(p.stem + "_labels.csv")
+
+
+def write_gesture_labels(path, rows: Sequence[Tuple[int, int, int]]) -> Path:
+    """Write DVS128 Gesture label rows ``(class 1..11, startTime_usec, endTime_usec)`` (atomically)."""
+    lines = ["class,startTime_usec,endTime_usec"] + [f"{int(c)},{int(s)},{int(e)}" for c, s, e in rows]
+    atomic_write_bytes(path, ("\r\n".join(lines) + "\r\n").encode("ascii"))
+    return Path(path)
+
+
+def read_gesture_labels(path) -> List[Tuple[int, int, int]]:
+    """Rows ``(class 0..10, start_us, end_us)`` of a DVS128 Gesture label csv (classes made 0-based)."""
+    path = Path(path)
+    if not path.exists():
+        raise AedatError(f"{path}: label file missing (each userXX_<lighting>.aedat needs its _labels.csv)")
+    rows = []
+    with open(path, newline="") as f:
+        for lineno, row in enumerate(csv.reader(f), 1):
+            if not any(c.strip() for c in row) or (lineno == 1 and row[0].strip() == "class"):
+                continue  # blank lines, the header line
+            try:
+                c, s, e = (int(v) for v in row[:3])
+            except ValueError:
+                raise AedatError(f"{path}: line {lineno} is not 'class,start_us,end_us': {row}") from None
+            if not 1 <= c <= 11 or e <= s:
+                raise AedatError(f"{path}: line {lineno} has class {c} (expected 1..11) or an empty "
+                                 f"interval [{s}, {e})")
+            rows.append((c - 1, s, e))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# AEDAT 2.0 (CIFAR10-DVS)
+# --------------------------------------------------------------------------------------------------
+def _header_end_20(path: Path, raw: bytes) -> int:
+    if not raw.startswith(b"#!AER-DAT2"):
+        raise AedatError(f"{path}: not an AEDAT 2.x file (offset 0: expected '#!AER-DAT2', "
+                         f"found {raw[:10]!r})")
+    pos = 0
+    while pos < len(raw) and raw[pos:pos + 1] == b"#":
+        nl = raw.find(b"\n", pos)
+        if nl < 0:
+            raise AedatError(f"{path}: truncated inside the header at offset {pos}")
+        pos = nl + 1
+    return pos
+
+
+def read_aedat20(path, sensor_size: int = 128) -> np.ndarray:
+    """Events of a CIFAR10-DVS AEDAT 2.0 file as an :data:`EVENT_DTYPE` array (orientation fixed, µs)."""
+    path, raw = _read_bytes(path)
+    pos = _header_end_20(path, raw)
+    n, rest = divmod(len(raw) - pos, _AEDAT20_EVENT.itemsize)
+    if rest:
+        raise AedatError(f"{path}: truncated event at offset {pos + n * 8} ({rest} of 8 bytes)")
+    ev = np.frombuffer(raw, dtype=_AEDAT20_EVENT, count=n, offset=pos)
+    a = ev["addr"]
+    t = ev["ts"].astype(np.int64)
+    if n > 1:
+        wraps = np.cumsum(np.diff(t) < -(1 << 31))
+        t[1:] += wraps.astype(np.int64) << 32
+    top = sensor_size - 1
+    x_raw, y_raw, p_raw = (a & 0xFE) >> 1, (a & 0x7F00) >> 8, a & 1
+    return make_events(t, top - y_raw, top - x_raw, 1 - p_raw)
+
+
+def write_aedat20(path, events: np.ndarray, *, sensor_size: int = 128) -> Path:
+    """Write events as a CIFAR10-DVS AEDAT 2.0 file (atomically): the inverse of :func:`read_aedat20`."""
+    events = check_events(events, (sensor_size, sensor_size), where=str(path))
+    if events.size and (events["t"][0] < 0 or events["t"][-1] - events["t"][0] >= 1 << 32):
+        raise AedatError(f"{path}: time stamps must be >= 0 and span less than 2**32 µs")
+    top = sensor_size - 1
+    y_raw = top - events["x"].astype(np.uint32)
+    x_raw = top - events["y"].astype(np.uint32)
+    p_raw = 1 - events["p"].astype(np.uint32)
+    ev = np.empty(events.size, _AEDAT20_EVENT)
+    ev["addr"] = (y_raw << 8) | (x_raw << 1) | p_raw
+    ev["ts"] = (events["t"] & 0xFFFFFFFF).astype(np.uint32)
+    header = (b"#!AER-DAT2.0\r\n# This is a raw AE data file created by snnedu\r\n"
+              b"# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event\r\n"
+              b"# Timestamps tick is 1 us\r\n")
+    path = Path(path)
+    atomic_write_bytes(path, header + ev.tobytes())
+    return path

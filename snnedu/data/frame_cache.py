@@ -1,0 +1,298 @@
+"""An HDF5 cache of integrated event frames: written atomically, resumable, verified when read.
+
+Integrating a DVS recording into frames takes far longer than reading the frames back, and the four
+papers use four different settings (spec §12.3), so the frames are cached once per setting. A cache
+is one HDF5 file (h5py) holding, for ``N`` samples of ``T`` frames::
+
+    frames     [N, T, 2, H, W]   uint16 / uint32 counts, or float32 when normalised
+    labels     [N]               int64
+    checksums  [N]               uint32 (CRC-32 of each sample's frames)
+    attrs      key (JSON: dataset, split, T, split_by, size, normalization, duration, source
+               fingerprint), n, format version, complete = True
+
+How it is built (:func:`build_frame_cache`) so that nothing half-done is ever read and nothing done
+is done twice:
+
+1. every finished sample is first written on its own to ``<cache>.parts/<index>.npy`` through a
+   temporary file and ``os.replace`` — an interruption (Ctrl-C, a killed job, a full disk) loses at
+   most the sample being integrated;
+2. a rerun skips the samples whose part file exists and has the right shape (a source recording is
+   read again only if one of its samples is missing);
+3. when all parts exist they are assembled into ``<cache>.tmp``, which is flushed, checked and only
+   then renamed to the final name; the parts are removed afterwards.
+
+:class:`FrameCache` opens a cache only if its format version, key, sizes and ``complete`` flag match
+and checks every sample's CRC-32 when it is read; anything else is a :class:`CacheError` that names
+the file and says how to rebuild it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import DataError
+
+__all__ = ["CacheError", "CacheUnit", "BuildReport", "build_frame_cache", "FrameCache", "cache_file_name",
+           "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+
+
+class CacheError(DataError):
+    """A frame cache is missing, incomplete, corrupt or was built with other settings."""
+
+
+@dataclass
+class CacheUnit:
+    """One source file and the samples cut from it.
+
+    ``load()`` returns whatever ``make(loaded, sample)`` needs (usually the file's events);
+    ``samples`` are ``(index, label, sample_spec)`` with ``index`` the sample's position in the cache.
+    """
+
+    name: str
+    load: Callable[[], object]
+    samples: List[Tuple[int, int, object]]
+
+
+@dataclass
+class BuildReport:
+    """What :func:`build_frame_cache` did: ``built`` samples integrated now, ``reused`` from an interrupted
+    earlier run (0 and 0 when the finished cache already existed: ``existed=True``)."""
+
+    path: Path
+    n: int
+    built: int = 0
+    reused: int = 0
+    existed: bool = False
+
+
+def cache_file_name(key: Dict) -> str:
+    """A readable, collision-safe file name for a cache key."""
+    size = key.get("size")
+    size_s = f"{size[0]}x{size[1]}" if size else "sensor"
+    parts = [key["dataset"], key["split"], f"T{key['T']}", key["split_by"], size_s]
+    if key.get("normalization"):
+        parts.append(str(key["normalization"]))
+    if key.get("duration_us"):
+        parts.append(f"{key['duration_us']}us")
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+    return "_".join(parts + [digest]) + ".h5"
+
+
+def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _part_ok(path: Path, shape: Optional[Tuple[int, ...]]) -> bool:
+    try:
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return False
+    return shape is None or tuple(a.shape) == tuple(shape)
+
+
+def _storage(frames: np.ndarray) -> np.ndarray:
+    if np.issubdtype(frames.dtype, np.floating):
+        return frames.astype(np.float32, copy=False)
+    if frames.size and frames.min() < 0:
+        raise CacheError("negative event counts cannot be cached")
+    return frames.astype(np.uint16 if (frames.size == 0 or frames.max() <= 0xFFFF) else np.uint32, copy=False)
+
+
+def build_frame_cache(path, key: Dict, units: Sequence[CacheUnit],
+                      make: Callable[[object, object], np.ndarray], *, frame_shape: Tuple[int, ...],
+                      progress: bool = True, on_sample: Optional[Callable[[int], None]] = None,
+                      rebuild: bool = False) -> BuildReport:
+    """Build (or resume, or reuse) the cache at ``path``.
+
+    Args:
+        key: JSON-serialisable settings stored in the file and checked when it is opened.
+        units: the source files and their samples (indices ``0 .. N-1``, each exactly once).
+        make: ``make(loaded, sample_spec) -> frames [T, 2, H, W]`` (counts or float).
+        frame_shape: the expected ``(T, 2, H, W)`` of every sample (checked).
+        on_sample: called with the sample index after each sample's part file is written.
+        rebuild: discard an existing finished cache and its parts first.
+    """
+    from tqdm.auto import tqdm
+
+    path = Path(path)
+    n = sum(len(u.samples) for u in units)
+    indices = sorted(i for u in units for i, _, _ in u.samples)
+    if indices != list(range(n)):
+        raise CacheError(f"{path}: sample indices must be 0..{n - 1}, each once")
+    parts = path.with_name(path.name + ".parts")
+    if rebuild:
+        for p in (path, parts):
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    if path.exists():
+        FrameCache(path, key)  # raises CacheError if it is not the finished cache of this key
+        return BuildReport(path, n, existed=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    parts.mkdir(exist_ok=True)
+    key_file = parts / "key.json"
+    key_json = json.dumps(key, sort_keys=True)
+    if key_file.exists() and key_file.read_text() != key_json:
+        raise CacheError(f"{parts} holds parts of a cache with other settings; delete that folder")
+    key_file.write_text(key_json)
+
+    labels = np.zeros(n, np.int64)
+    built = reused = 0
+    bar = tqdm(total=n, desc=f"frames -> {path.name}", unit="sample", disable=not progress or None)
+    try:
+        for unit in units:
+            todo = []
+            for idx, label, spec in unit.samples:
+                labels[idx] = label
+                if _part_ok(parts / f"{idx:06d}.npy", frame_shape):
+                    reused += 1
+                    bar.update(1)
+                else:
+                    todo.append((idx, spec))
+            if not todo:
+                continue
+            loaded = unit.load()
+            for idx, spec in todo:
+                frames = np.asarray(make(loaded, spec))
+                if tuple(frames.shape) != tuple(frame_shape):
+                    raise CacheError(f"{unit.name}: sample {idx} integrated to shape {list(frames.shape)}, "
+                                     f"expected {list(frame_shape)}")
+                _atomic_save_npy(parts / f"{idx:06d}.npy", _storage(frames))
+                built += 1
+                bar.update(1)
+                if on_sample is not None:
+                    on_sample(idx)
+    finally:
+        bar.close()
+    _assemble(path, parts, key_json, labels, frame_shape)
+    shutil.rmtree(parts, ignore_errors=True)
+    return BuildReport(path, n, built=built, reused=reused)
+
+
+def _assemble(path: Path, parts: Path, key_json: str, labels: np.ndarray, frame_shape) -> None:
+    import h5py
+
+    n = labels.shape[0]
+    files = [parts / f"{i:06d}.npy" for i in range(n)]
+    dtypes = {np.load(f, mmap_mode="r").dtype for f in files}
+    dtype = np.float32 if any(np.issubdtype(d, np.floating) for d in dtypes) else \
+        (np.uint32 if np.dtype(np.uint32) in dtypes else np.uint16)
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        tmp.unlink()  # left by an interrupted assembly: never read, just redone
+    try:
+        with h5py.File(tmp, "w") as f:
+            ds = f.create_dataset("frames", shape=(n, *frame_shape), dtype=dtype,
+                                  chunks=(1, *frame_shape), compression="lzf")
+            crc = np.zeros(n, np.uint32)
+            for i, fp in enumerate(files):
+                a = np.ascontiguousarray(np.load(fp, allow_pickle=False).astype(dtype, copy=False))
+                ds[i] = a
+                crc[i] = zlib.crc32(a.tobytes())
+            f.create_dataset("labels", data=labels)
+            f.create_dataset("checksums", data=crc)
+            f.attrs["key"] = key_json
+            f.attrs["n"] = n
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["complete"] = True
+            f.flush()
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        FrameCache(tmp, json.loads(key_json))  # verify before it gets the final name
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class FrameCache:
+    """Read access to a finished cache (see the module docstring); opened lazily per process, so it
+    works inside DataLoader workers.
+
+    Args:
+        path: the ``.h5`` file.
+        key: the settings it must have been built with (``None``: accept any).
+
+    ``cache[i]`` -> ``(frames ndarray [T, 2, H, W], label)``, with the sample's CRC-32 checked.
+    """
+
+    def __init__(self, path, key: Optional[Dict] = None):
+        import h5py
+
+        self.path = Path(path)
+        how = f"delete it (it is rebuilt from the recordings) or rebuild with `python -m snnedu preprocess`"
+        if not self.path.exists():
+            raise CacheError(f"{self.path}: no such frame cache")
+        try:
+            with h5py.File(self.path, "r") as f:
+                attrs = dict(f.attrs)
+                shapes = {k: f[k].shape for k in ("frames", "labels", "checksums")}
+                self.labels = f["labels"][()]
+                self.checksums = f["checksums"][()]
+        except (OSError, KeyError) as e:
+            raise CacheError(f"{self.path}: not a readable snnedu frame cache ({e}); {how}") from None
+        if attrs.get("format_version") != FORMAT_VERSION or not attrs.get("complete"):
+            raise CacheError(f"{self.path}: incomplete or from another snnedu version "
+                             f"(format {attrs.get('format_version')}, complete={attrs.get('complete')}); {how}")
+        self.key = json.loads(attrs["key"])
+        if key is not None and self.key != json.loads(json.dumps(key, sort_keys=True)):
+            raise CacheError(f"{self.path}: built with other settings {self.key}, expected {key}; {how}")
+        n = int(attrs["n"])
+        if not (shapes["frames"][0] == shapes["labels"][0] == shapes["checksums"][0] == n):
+            raise CacheError(f"{self.path}: sizes disagree (frames {shapes['frames']}, "
+                             f"labels {shapes['labels']}, n={n}); {how}")
+        self.frame_shape = tuple(shapes["frames"][1:])
+        self._file = None
+        self._pid = None
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def _h5(self):
+        import h5py
+
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file
+
+    def __getitem__(self, i: int) -> Tuple[np.ndarray, int]:
+        i = int(i)
+        if not 0 <= i < len(self):
+            raise IndexError(f"sample {i} out of range 0..{len(self) - 1}")
+        a = self._h5()["frames"][i]
+        if zlib.crc32(np.ascontiguousarray(a).tobytes()) != int(self.checksums[i]):
+            raise CacheError(f"{self.path}: sample {i} fails its checksum (the file is damaged); "
+                             "delete the cache to rebuild it")
+        return a, int(self.labels[i])
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_file"] = None
+        state["_pid"] = None
+        return state

@@ -1,0 +1,170 @@
+r"""Events -> frames: integrate an event stream into a fixed number of frames (spec §12.3).
+
+A frame counts the events of one time segment per polarity and pixel:
+
+.. math::  F[j, p, y, x] = \#\{ i \in \text{segment } j : (p_i, y_i, x_i) = (p, y, x) \}
+
+How the recording of N events is cut into segments (``split_by``):
+
+- ``"number"`` — equal event counts: ``di = N // T``; segment ``j`` holds events
+  ``[j·di, (j+1)·di)``, the last one ``[(T-1)·di, N)`` (it takes the remainder). Used by the PLIF
+  paper (T = 20 on DVS128 Gesture and CIFAR10-DVS) and by TET (T = 10).
+- ``"time"`` — equal durations: ``dt = (t_{N-1} - t_0) // T``; segment ``j`` holds
+  ``t_0 + j·dt <= t < t_0 + (j+1)·dt``, the last one extends to the final event. Empty segments are
+  fine (found with ``searchsorted``, not by indexing an empty mask — a crash in SpikingJelly).
+- ``"duration"`` — fixed windows of ``duration_us``: frame ``(t - t_0) // duration_us``. With ``T``
+  given only the window ``[t_0, t_0 + T·duration_us)`` is kept (the MLF setting, e.g. 40 x 30 ms);
+  with ``T=None`` the number of frames is ``ceil((t_{N-1} - t_0) / duration_us)`` (at least 1).
+
+Counting uses ``np.bincount`` (a fancy-index ``+=`` would drop duplicate events, a bug of the TET
+preprocessing). ``size`` shrinks the sensor by scaling event coordinates (``x * W' // W``) before
+counting, so counts stay integers and nothing is lost; :func:`resize_frames` is the image-resize route
+(bilinear/area on frames) that TET uses after normalising.
+
+Normalisations (per frame and polarity unless said otherwise; ``eps = 1e-5``): ``None`` raw counts
+(PLIF), ``"frequency"`` counts per second of the segment, ``"max"`` divide by the maximum,
+``"max_frame"`` divide by the maximum over both polarities (TET), ``"norm"`` zero mean / unit
+variance, ``"sum"`` divide by the total count.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import HyperParameterError, InputError
+from .events import check_events
+
+__all__ = ["events_to_frames", "segment_index", "normalize_frames", "resize_frames", "SPLIT_MODES",
+           "NORMALIZATIONS", "as_size"]
+
+SPLIT_MODES = ("number", "time", "duration")
+NORMALIZATIONS = (None, "frequency", "max", "max_frame", "norm", "sum")
+_EPS = 1e-5
+
+
+def as_size(size: Union[int, Sequence[int]], name: str = "size") -> Tuple[int, int]:
+    """``64`` -> ``(64, 64)``; ``(h, w)`` checked positive."""
+    hw = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    if len(hw) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in hw):
+        raise HyperParameterError(f"{name} must be a positive int or (height, width), got {size!r}")
+    return int(hw[0]), int(hw[1])
+
+
+def segment_index(t: np.ndarray, T: Optional[int], split_by: str = "number",
+                  duration_us: Optional[int] = None) -> Tuple[np.ndarray, int]:
+    """Segment of every event (``-1`` = outside the kept window) and the number of frames.
+
+    ``t``: sorted int64 time stamps ``[N]`` (µs). Returns ``(seg [N] int64, M)``.
+    """
+    if split_by not in SPLIT_MODES:
+        raise HyperParameterError(f"split_by must be one of {SPLIT_MODES}, got {split_by!r}")
+    if split_by == "duration":
+        if duration_us is None or int(duration_us) <= 0:
+            raise HyperParameterError(f"split_by='duration' needs duration_us > 0, got {duration_us!r}")
+        duration_us = int(duration_us)
+    if T is None:
+        if split_by != "duration":
+            raise HyperParameterError(f"T (number of frames) is required with split_by={split_by!r}")
+    elif not isinstance(T, (int, np.integer)) or T < 1:
+        raise HyperParameterError(f"T must be a positive int, got {T!r}")
+    n = t.shape[0]
+    if split_by == "number":
+        di = n // T
+        seg = np.minimum(np.arange(n) // di, T - 1) if di > 0 else np.full(n, T - 1)
+        return seg.astype(np.int64), int(T)
+    if n == 0:
+        return np.zeros(0, np.int64), int(T) if T is not None else 1
+    t0 = t[0]
+    if split_by == "time":
+        dt = (t[-1] - t0) // T
+        bounds = t0 + dt * np.arange(1, T, dtype=np.int64)
+        return np.searchsorted(bounds, t, side="right").astype(np.int64), int(T)
+    seg = (t - t0) // duration_us
+    if T is None:
+        m = max(1, int(-(-(t[-1] - t0) // duration_us)))
+        return np.minimum(seg, m - 1), m
+    return np.where(seg < T, seg, -1), int(T)
+
+
+def normalize_frames(frames: np.ndarray, normalization: Optional[str],
+                     durations_us: Optional[np.ndarray] = None) -> np.ndarray:
+    """Normalise count frames ``[M, 2, H, W]`` (see the module docstring); returns float32."""
+    if normalization not in NORMALIZATIONS:
+        raise HyperParameterError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if normalization is None:
+        return frames
+    f = frames.astype(np.float32)
+    if normalization == "frequency":
+        if durations_us is None:
+            raise HyperParameterError("normalization='frequency' needs the segment durations")
+        return f / (np.asarray(durations_us, np.float32).reshape(-1, 1, 1, 1) * 1e-6 + _EPS)
+    if normalization == "max":
+        return f / (f.max(axis=(2, 3), keepdims=True) + _EPS)
+    if normalization == "max_frame":
+        return f / (f.max(axis=(1, 2, 3), keepdims=True) + _EPS)
+    if normalization == "sum":
+        return f / (f.sum(axis=(2, 3), keepdims=True) + _EPS)
+    mean = f.mean(axis=(2, 3), keepdims=True)
+    return (f - mean) / (f.std(axis=(2, 3), keepdims=True) + _EPS)
+
+
+def events_to_frames(events: np.ndarray, T: Optional[int], *, split_by: str = "number",
+                     sensor_size: Union[int, Sequence[int]] = 128,
+                     size: Union[None, int, Sequence[int]] = None, normalization: Optional[str] = None,
+                     duration_us: Optional[int] = None) -> np.ndarray:
+    """Integrate ``events`` (:data:`~snnedu.data.EVENT_DTYPE`, sorted) into frames ``[T, 2, H, W]``.
+
+    Args:
+        T: number of frames (``None`` only with ``split_by="duration"``).
+        split_by: ``"number"``, ``"time"`` or ``"duration"`` (module docstring).
+        sensor_size: ``(H, W)`` of the sensor, 128 for DVS128 Gesture and CIFAR10-DVS.
+        size: output ``(H', W')`` (events' coordinates are scaled), default the sensor size.
+        normalization: ``None`` (raw counts, int32) or a name from :data:`NORMALIZATIONS` (float32).
+        duration_us: window length for ``split_by="duration"``.
+
+    Channel 0 holds OFF events (p = 0), channel 1 ON events.
+    """
+    sh, sw = as_size(sensor_size, "sensor_size")
+    oh, ow = as_size(size, "size") if size is not None else (sh, sw)
+    if oh > sh or ow > sw:
+        raise HyperParameterError(f"size {(oh, ow)} is larger than the sensor {(sh, sw)}; "
+                                  "use resize_frames to up-sample")
+    check_events(events, (sh, sw))
+    seg, m = segment_index(events["t"], T, split_by, duration_us)
+    keep = seg >= 0
+    ev, seg = (events[keep], seg[keep]) if not keep.all() else (events, seg)
+    x = ev["x"].astype(np.int64) * ow // sw
+    y = ev["y"].astype(np.int64) * oh // sh
+    flat = ((seg * 2 + ev["p"].astype(np.int64)) * oh + y) * ow + x
+    frames = np.bincount(flat, minlength=m * 2 * oh * ow).reshape(m, 2, oh, ow).astype(np.int32)
+    durations = None
+    if normalization == "frequency":
+        durations = np.zeros(m, np.float64)
+        if ev.size:
+            first = np.searchsorted(seg, np.arange(m), side="left")
+            last = np.searchsorted(seg, np.arange(m), side="right") - 1
+            ok = last >= first
+            durations[ok] = ev["t"][last[ok]] - ev["t"][first[ok]]
+    return normalize_frames(frames, normalization, durations)
+
+
+def resize_frames(frames, size: Union[int, Sequence[int]], mode: str = "bilinear") -> torch.Tensor:
+    """Resize frames ``[..., H, W]`` (numpy or tensor) to ``size`` with ``torch.nn.functional.interpolate``
+    (``mode``: ``"bilinear"``, ``"area"`` or ``"nearest"``). Returns a float32 tensor.
+
+    TET resizes CIFAR10-DVS frames from 128x128 to 48x48 this way after max-normalisation; for raw
+    counts prefer ``events_to_frames(..., size=...)``, which keeps integer counts.
+    """
+    if mode not in ("bilinear", "area", "nearest"):
+        raise HyperParameterError(f"mode must be 'bilinear', 'area' or 'nearest', got {mode!r}")
+    x = torch.as_tensor(np.asarray(frames) if not torch.is_tensor(frames) else frames).float()
+    if x.dim() < 2:
+        raise InputError(f"frames must be [..., H, W], got shape {list(x.shape)}")
+    lead = x.shape[:-2]
+    x = x.reshape(-1, 1, *x.shape[-2:])
+    kw = {"align_corners": False} if mode == "bilinear" else {}
+    y = F.interpolate(x, size=as_size(size), mode=mode, **kw)
+    return y.reshape(*lead, *y.shape[-2:])
