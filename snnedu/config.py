@@ -53,7 +53,9 @@ class F:
 
 NEURONS = {"IF", "LIF", "LIF.stbp", "PLIF", "MLF", "PMLF", "PMLF3"}
 ARCHS = {"spiking_mlp", "spiking_cnn", "resnet14", "resnet19", "resnet20", "plif_static", "plif_dvs"}
-DATASETS = {"mnist", "cifar10"}
+DVS_DATASETS = {"dvs128_gesture", "cifar10_dvs"}
+DATASETS = {"mnist", "cifar10"} | DVS_DATASETS
+N_CLASSES = {"mnist": 10, "cifar10": 10, "dvs128_gesture": 11, "cifar10_dvs": 10}
 
 SCHEMA = {
     "name": F(str),
@@ -69,6 +71,13 @@ SCHEMA = {
         "train_per_class": F((int, type(None)), None, low=1),
         "test_per_class": F((int, type(None)), None, low=1),
         "offline_fallback": F(bool, True),
+        # event data only (dvs128_gesture, cifar10_dvs): how recordings become T frames, spec section 12.3
+        "split_by": F(str, "number", choices={"number", "time", "duration"}),
+        "size": F((int, type(None)), None, low=1, doc="frame height = width (default: the 128x128 sensor)"),
+        "normalization": F((str, type(None)), None,
+                           choices={None, "frequency", "max", "max_frame", "norm", "sum"}),
+        "duration_us": F((int, type(None)), None, low=1),
+        "standin": F((dict, type(None)), None, doc="keyword arguments of the offline stand-in generator"),
     },
     "model": {
         "arch": F(str, choices=ARCHS),
@@ -79,6 +88,8 @@ SCHEMA = {
         "ds": F(bool, True),
         "share_neuron": F(bool, False),
         "n_classes": F(int, 10, low=2),
+        "input_norm": F(bool, False, doc="non-affine tdBN on the input frames (MLF's DVS ResNets)"),
+        "n_down": F((int, type(None)), None, low=1, doc="plif_dvs: conv-pool blocks (default: the preset's)"),
     },
     "train": {
         "epochs": F(int, low=1),
@@ -132,7 +143,8 @@ def _validate(raw: Any, schema: dict, where: str) -> dict:
             names = " or ".join(t.__name__ for t in spec.types).replace("NoneType", "null")
             raise ConfigError(f"{path}: expected {names}, got {value!r} ({type(value).__name__})")
         if spec.choices is not None and value not in spec.choices:
-            raise ConfigError(f"{path}: unknown value {value!r}; allowed: {', '.join(sorted(spec.choices))}")
+            raise ConfigError(f"{path}: unknown value {value!r}; allowed: "
+                              f"{', '.join(sorted(map(str, spec.choices)))}")
         if spec.low is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
             if value < spec.low or (spec.low_open and value == spec.low) or value != value:
                 raise ConfigError(f"{path}: must be {'>' if spec.low_open else '>='} {spec.low:g}, got {value!r}")
@@ -145,6 +157,7 @@ def _validate(raw: Any, schema: dict, where: str) -> dict:
 def validate_config(raw: Any) -> dict:
     """Check every field of a parsed config and fill in the defaults (raises :class:`ConfigError`)."""
     cfg = _validate(raw, SCHEMA, "")
+    _cross_check(cfg)
     try:  # the neuron's own hyper-parameters are checked by the neuron itself
         _neuron_factory(cfg["model"]["neuron"])()
     except TypeError as e:
@@ -183,6 +196,23 @@ def _neuron_factory(spec: dict):
     return lambda: cls(**kwargs)
 
 
+def _cross_check(cfg: dict) -> None:
+    """Checks that involve two fields (the dataset decides the classes and which archs fit)."""
+    m, d = cfg["model"], cfg["data"]
+    dvs, arch = d["dataset"] in DVS_DATASETS, m["arch"]
+    if m["n_classes"] != N_CLASSES[d["dataset"]]:
+        raise ConfigError(f"model.n_classes: {d['dataset']} has {N_CLASSES[d['dataset']]} classes, "
+                          f"got {m['n_classes']}")
+    if dvs and arch in ("spiking_mlp", "spiking_cnn", "plif_static"):
+        raise ConfigError(f"model.arch: {arch!r} takes static images; for {d['dataset']} use plif_dvs or a resnet")
+    if not dvs and arch == "plif_dvs":
+        raise ConfigError(f"model.arch: 'plif_dvs' takes event frames; data.dataset is {d['dataset']!r}")
+    if not dvs and any(d[k] is not None for k in ("size", "normalization", "duration_us")):
+        raise ConfigError("data.size / data.normalization / data.duration_us: only for event data")
+    if d["split_by"] == "duration" and d["duration_us"] is None:
+        raise ConfigError("data.duration_us: required with data.split_by: duration")
+
+
 def build_model(cfg: dict) -> nn.Module:
     """The network of ``cfg['model']``, with the encoder in front where the data are static images."""
     from . import models
@@ -190,7 +220,10 @@ def build_model(cfg: dict) -> nn.Module:
 
     m, d = cfg["model"], cfg["data"]
     neuron = _neuron_factory(m["neuron"])
-    in_shape = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}[d["dataset"]]
+    dvs = d["dataset"] in DVS_DATASETS
+    _cross_check(cfg)
+    size = d["size"] or 128
+    in_shape = (2, size, size) if dvs else {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}[d["dataset"]]
     arch = m["arch"]
     kw = {}
     if m["channels"] is not None:
@@ -204,15 +237,24 @@ def build_model(cfg: dict) -> nn.Module:
         if arch == "resnet19" and m["hidden"] is not None:
             kw["hidden"] = m["hidden"]
         net = getattr(models, arch)(neuron=neuron, v_threshold=m["v_threshold"], in_channels=in_shape[0],
-                                    n_classes=m["n_classes"], ds=m["ds"], share_neuron=m["share_neuron"], **kw)
+                                    n_classes=m["n_classes"], ds=m["ds"], share_neuron=m["share_neuron"],
+                                    input_norm=m["input_norm"], **kw)
+    elif arch == "plif_dvs":  # the PLIF paper's event-frame network; frames come in as [T, B, 2, H, W]
+        if isinstance(m["hidden"], list) or isinstance(m["channels"], list):
+            raise ConfigError("model.hidden / model.channels: plif_dvs takes one int each (FC width, conv channels)")
+        preset = {"dvs128_gesture": 5, "cifar10_dvs": 4}[d["dataset"]]
+        try:
+            return models.PLIFDVSNet(in_channels=2, input_size=size, n_down=m["n_down"] or preset,
+                                     n_classes=m["n_classes"], neuron=neuron, fc_hidden=m["hidden"], **kw)
+        except SnneduError as e:
+            raise ConfigError(f"model: {e}") from None
     else:  # arch == "plif_static": the PLIF paper's static network takes the static batch itself
-        if arch == "plif_dvs":
-            raise ConfigError("model.arch: 'plif_dvs' needs a DVS dataset (data.dataset), which arrives with "
-                              "the DVS pipeline")
         if isinstance(m["hidden"], list):
             raise ConfigError("model.hidden: plif_static takes one FC width (int), e.g. 2048")
         return models.PLIFStaticNet(dataset=d["dataset"], T=d["T"], n_classes=m["n_classes"], neuron=neuron,
                                     fc_hidden=m["hidden"] or 2048, **kw)
+    if dvs:
+        return net  # event frames are already a sequence of T inputs
     encoder = (DirectEncoder if d["encoding"] == "direct" else PoissonEncoder)(d["T"])
     return nn.Sequential(encoder, net)
 
@@ -222,7 +264,15 @@ def build_data(cfg: dict):
     from .data import DataSplit, load_mnist, make_loaders, take_per_class
 
     d = cfg["data"]
-    if d["dataset"] == "mnist":
+    if d["dataset"] in DVS_DATASETS:
+        from .data import load_cifar10_dvs, load_dvs128_gesture
+
+        loader = load_dvs128_gesture if d["dataset"] == "dvs128_gesture" else load_cifar10_dvs
+        split = loader(d["root"], T=d["T"], split_by=d["split_by"], size=d["size"] or 128,
+                       normalization=d["normalization"], duration_us=d["duration_us"],
+                       offline_fallback=d["offline_fallback"], augment=d["augment"], seed=cfg["train"]["seed"],
+                       standin_kwargs=d["standin"])
+    elif d["dataset"] == "mnist":
         split = load_mnist(root=d["root"], offline_fallback=d["offline_fallback"])
     else:
         from .data import load_cifar10
@@ -316,7 +366,9 @@ def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_b
     if max_batches:
         train_loader, test_loader = _Limited(train_loader, max_batches), _Limited(test_loader, max_batches)
     model = build_model(cfg)
-    materialize(model, next(iter(test_loader))[0][:2])  # lazily shaped parameters, before the optimizer
+    x0 = next(iter(test_loader))[0]
+    example = x0[:, :2] if cfg["data"]["dataset"] in DVS_DATASETS else x0[:2]  # event frames are [T, B, ...]
+    materialize(model, example)  # lazily shaped parameters, before the optimizer
     optimizer = _optimizer(cfg, model)
     scheduler = _scheduler(cfg, optimizer)
     regularizer = None

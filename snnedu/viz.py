@@ -1,4 +1,5 @@
-"""Plots: spike rasters, membrane traces, spike-count histograms, surrogate shapes, training curves.
+"""Plots: spike rasters, membrane traces, spike-count histograms, surrogate shapes, training curves
+(and, from :mod:`snnedu.viz_events`, event streams and event frames).
 
 Every function takes an optional matplotlib ``ax`` and returns it, so plots compose into subplots.
 Tensors may live on any device and require grad; they are detached and moved to the CPU here.
@@ -10,8 +11,11 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import torch
 
+from .viz_events import animate_frames, event_rate, event_scatter, frame_image, frames_grid
+
 __all__ = ["raster", "membrane_trace", "spike_count_histogram", "plot_surrogate", "plot_history",
-           "layer_bars", "tau_histogram", "threshold_histogram", "learned_values"]
+           "layer_bars", "tau_histogram", "threshold_histogram", "learned_values",
+           "event_scatter", "event_rate", "frame_image", "frames_grid", "animate_frames"]
 
 
 def _ax(ax):
