@@ -48,9 +48,10 @@ class AedatError(DataError):
     and the byte offset)."""
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
+def atomic_write_bytes(path, data: bytes, durable: bool = True) -> None:
     """Write ``data`` to ``path`` through a temporary file and ``os.replace``: readers see either the
-    old file or the whole new one, never a half-written file."""
+    old file or the whole new one, never a half-written file. ``durable=False`` skips the ``fsync``
+    (still all-or-nothing, but a power cut may lose the file): for data that can be regenerated."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -58,7 +59,8 @@ def atomic_write_bytes(path, data: bytes) -> None:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -126,11 +128,12 @@ def read_aedat31(path) -> np.ndarray:
 
 def write_aedat31(path, events: np.ndarray, labels: Optional[Sequence[Tuple[int, int, int]]] = None, *,
                   packet_events: int = 4096, sensor_size: Tuple[int, int] = (128, 128),
-                  source: str = "DVS128") -> Path:
+                  source: str = "DVS128", durable: bool = True) -> Path:
     """Write polarity events as AEDAT 3.1 (atomically), like the DVS128 Gesture recordings.
 
     ``labels``: optional rows ``(class 1..11, start_us, end_us)`` written next to it as
-    ``<name>_labels.csv`` (the dataset's own layout). Returns the path of the .aedat file.
+    ``<name>_labels.csv`` (the dataset's own layout). ``durable``: see :func:`atomic_write_bytes`.
+    Returns the path of the .aedat file.
     """
     events = check_events(events, sensor_size, where=str(path))
     t = events["t"]
@@ -157,9 +160,9 @@ def write_aedat31(path, events: np.ndarray, labels: Optional[Sequence[Tuple[int,
             ev["ts"] = (e["t"] & 0x7FFFFFFF).astype(np.int32)
             parts += [h.tobytes(), ev.tobytes()]
     path = Path(path)
-    atomic_write_bytes(path, b"".join(parts))
+    atomic_write_bytes(path, b"".join(parts), durable)
     if labels is not None:
-        write_gesture_labels(labels_csv_path(path), labels)
+        write_gesture_labels(labels_csv_path(path), labels, durable)
     return path
 
 
@@ -169,10 +172,10 @@ def labels_csv_path(aedat_path) -> Path:
     return p.with_name(p.stem + "_labels.csv")
 
 
-def write_gesture_labels(path, rows: Sequence[Tuple[int, int, int]]) -> Path:
+def write_gesture_labels(path, rows: Sequence[Tuple[int, int, int]], durable: bool = True) -> Path:
     """Write DVS128 Gesture label rows ``(class 1..11, startTime_usec, endTime_usec)`` (atomically)."""
     lines = ["class,startTime_usec,endTime_usec"] + [f"{int(c)},{int(s)},{int(e)}" for c, s, e in rows]
-    atomic_write_bytes(path, ("\r\n".join(lines) + "\r\n").encode("ascii"))
+    atomic_write_bytes(path, ("\r\n".join(lines) + "\r\n").encode("ascii"), durable)
     return Path(path)
 
 
@@ -231,8 +234,9 @@ def read_aedat20(path, sensor_size: int = 128) -> np.ndarray:
     return make_events(t, top - y_raw, top - x_raw, 1 - p_raw)
 
 
-def write_aedat20(path, events: np.ndarray, *, sensor_size: int = 128) -> Path:
-    """Write events as a CIFAR10-DVS AEDAT 2.0 file (atomically): the inverse of :func:`read_aedat20`."""
+def write_aedat20(path, events: np.ndarray, *, sensor_size: int = 128, durable: bool = True) -> Path:
+    """Write events as a CIFAR10-DVS AEDAT 2.0 file (atomically): the inverse of :func:`read_aedat20`.
+    ``durable``: see :func:`atomic_write_bytes`."""
     events = check_events(events, (sensor_size, sensor_size), where=str(path))
     if events.size and (events["t"][0] < 0 or events["t"][-1] - events["t"][0] >= 1 << 32):
         raise AedatError(f"{path}: time stamps must be >= 0 and span less than 2**32 µs")
@@ -247,5 +251,5 @@ def write_aedat20(path, events: np.ndarray, *, sensor_size: int = 128) -> Path:
               b"# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event\r\n"
               b"# Timestamps tick is 1 us\r\n")
     path = Path(path)
-    atomic_write_bytes(path, header + ev.tobytes())
+    atomic_write_bytes(path, header + ev.tobytes(), durable)
     return path

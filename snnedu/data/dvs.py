@@ -39,6 +39,7 @@ from ..errors import DataError, HyperParameterError
 from .aedat import read_aedat20, read_aedat31, read_gesture_labels, labels_csv_path
 from .cifar10 import CIFAR10_CLASSES
 from .common import DataSplit, data_root
+from .dvs_sim import GESTURE_CLASSES, STANDIN_MARKER
 from .events import slice_time
 from .frame_cache import BuildReport, CacheUnit, FrameCache, build_frame_cache, cache_file_name
 from .frames import NORMALIZATIONS, SPLIT_MODES, as_size, events_to_frames
@@ -47,11 +48,7 @@ __all__ = ["DVSFrameDataset", "DVSAugment", "time_first_collate", "load_dvs128_g
            "GESTURE_CLASSES", "find_gesture_root", "gesture_units", "cifar10_dvs_files", "cifar10_dvs_split",
            "preprocess", "FrameSetting", "STANDIN_MARKER", "DATASET_NAMES"]
 
-GESTURE_CLASSES = ("hand clapping", "right hand wave", "left hand wave", "right arm clockwise",
-                   "right arm counter-clockwise", "left arm clockwise", "left arm counter-clockwise",
-                   "arm roll", "air drums", "air guitar", "other gestures")
 GESTURE_SAMPLES = {"train": 1176, "test": 288}  # SpikingJelly's count of the full release (spec §12.1)
-STANDIN_MARKER = "snnedu_standin.json"
 CIFAR10_DVS_URLS = {  # figshare "CIFAR10-DVS" (file id, md5), the archive per class
     "airplane": ("7712788", "0afd5c4bf9ae06af762a77b180354fdd"),
     "automobile": ("7712791", "8438dfeba3bc970c94962d995b1b9bdd"),

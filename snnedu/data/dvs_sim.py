@@ -31,7 +31,6 @@ Everything is plain numpy and deterministic given ``seed``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import time
@@ -45,7 +44,7 @@ from .._checks import positive_int, real
 from ..errors import DataError, HyperParameterError, InputError
 from .aedat import atomic_write_bytes, write_aedat20, write_aedat31
 from .cifar10 import SYNTH_CLASSES, synthetic_cifar10
-from .events import EVENT_DTYPE, make_events
+from .events import make_events
 
 __all__ = ["simulate_dvs", "background_noise", "gesture_video", "write_gesture_standin",
            "write_cifar10dvs_standin", "GESTURE_CLASSES", "GESTURE_STANDIN_SOURCE",
@@ -181,36 +180,40 @@ def simulate_dvs(video, timestamps_us, *, contrast_threshold: float = 0.15, refr
         if idx.size:
             nk = n[idx]
             s = np.sign(d[idx])
-            lp, lr = L_prev[idx], L_ref[idx]
-            slope = L_new[idx] - lp               # same sign as s and non-zero (|L_prev - L_ref| < C)
             t0, dt = int(ts[k]), int(ts[k + 1] - ts[k])
-            for j in range(1, int(nk.max()) + 1):
-                m = nk >= j
-                pix = idx[m]
-                frac = np.clip((lr[m] + s[m] * (j * C) - lp[m]) / slope[m], 0.0, 1.0)
-                tj = t0 + np.rint(frac * dt).astype(np.int64)
-                keep = tj - last_t[pix] >= refr
-                if not keep.all():
-                    pix, tj, sj = pix[keep], tj[keep], s[m][keep]
-                else:
-                    sj = s[m]
-                last_t[pix] = tj
-                out_t.append(tj)
-                out_i.append(pix)
-                out_p.append((sj > 0).astype(np.uint8))
+            # level j of pixel i is crossed at fraction (L_ref + s j C - L_prev) / (L_new - L_prev) of the
+            # interval; the denominator has the sign of s and is non-zero, since |L_prev - L_ref| < C
+            pix, sj, nj = idx, s, nk
+            base = (L_ref[idx] - L_prev[idx]) / (L_new[idx] - L_prev[idx])
+            step = s * C / (L_new[idx] - L_prev[idx])
+            chunk_t, chunk_i, chunk_p = [], [], []
+            for j in range(1, int(nk.max()) + 1):    # j-th event of every pixel that has >= j of them
+                tj = t0 + np.rint(np.clip(base + j * step, 0.0, 1.0) * dt).astype(np.int64)
+                keep = tj - last_t[pix] >= refr      # refractory: measured from the last *emitted* event
+                last_t[pix[keep]] = tj[keep]
+                chunk_t.append(tj[keep])
+                chunk_i.append(pix[keep])
+                chunk_p.append(sj[keep] > 0)
+                more = nj > j
+                pix, sj, nj, base, step = pix[more], sj[more], nj[more], base[more], step[more]
+            ct = np.concatenate(chunk_t)
+            order = np.argsort(ct, kind="stable")    # events of one interval lie in (t_k, t_k+1]: sort locally
+            out_t.append(ct[order])
+            out_i.append(np.concatenate(chunk_i)[order])
+            out_p.append(np.concatenate(chunk_p)[order].astype(np.uint8))
             L_ref[idx] += s * nk * C
         L_prev = L_new
 
     rng = np.random.default_rng(int(seed))
     nt, nx, ny, npol = background_noise((h, w), int(ts[0]), int(ts[-1]), rate, rng)
+    order = np.argsort(nt, kind="stable")
     if out_t:
-        t = np.concatenate(out_t)
-        i = np.concatenate(out_i)
-        p = np.concatenate(out_p)
+        t, i, p = np.concatenate(out_t), np.concatenate(out_i), np.concatenate(out_p)
     else:
         t, i, p = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.uint8)
-    return make_events(np.concatenate([t, nt]), np.concatenate([i % w, nx]),
-                       np.concatenate([i // w, ny]), np.concatenate([p, npol]))
+    # two sorted runs (change events, noise): make_events' stable sort merges them
+    return make_events(np.concatenate([t, nt[order]]), np.concatenate([i % w, nx[order]]),
+                       np.concatenate([i // w, ny[order]]), np.concatenate([p, npol[order]]))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -538,7 +541,7 @@ def write_gesture_standin(root, *, n_train_users: int = 4, n_test_users: int = 2
         for u in range(1, n_users + 1):
             for li, name in enumerate(names[u]):
                 events, rows = _gesture_recording(u, li, repeats=repeats, size=size, seed=seed)
-                write_aedat31(folder / name, events, labels=rows)
+                write_aedat31(folder / name, events, labels=rows, durable=False)
                 n_events += events.size
                 bar.update(1)
     atomic_write_bytes(folder / "trials_to_train.txt", "".join(n + "\n" for n in train).encode())
@@ -560,15 +563,16 @@ def _monitor_video(image: np.ndarray, rng: np.random.Generator, *, size: int, n_
     """A ``uint8 [3, h, w]`` image shown on a grey monitor, moving along a small closed loop.
 
     Returns ``float32 [n_frames, size, size]`` intensities and ``int64 [n_frames]`` times (µs from 0).
-    The image (converted to grey, mapped to the monitor's range 0.1..0.9) is shown ``~0.78 size``
-    pixels wide, centred, and translated along a circle of radius 2.5..4 px (scaled with
+    The image is converted to grey, lightly blurred ([1 2 1]/4, against SynthShapes' pixel noise),
+    contrast-stretched (1st..99th percentile, gain at most 4) to the monitor's range 0.1..0.9, shown
+    ``100 * size / 128`` pixels wide (within ±2 px of the centre) on a grey surround, and translated along a circle of radius 2.5..4 px (scaled with
     ``size / 128``) traversed once, starting and ending at the centre position, with bilinear
     resampling so sub-pixel motion is smooth.
     """
     grey = (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]).astype(np.float64) / 255.0
-    k = np.array([0.25, 0.5, 0.25])                    # a light [1 2 1]/4 blur against the pixel noise
-    grey = np.apply_along_axis(np.convolve, 0, np.pad(grey, ((1, 1), (0, 0)), mode="edge"), k, "valid")
-    grey = np.apply_along_axis(np.convolve, 1, np.pad(grey, ((0, 0), (1, 1)), mode="edge"), k, "valid")
+    g = np.pad(grey, 1, mode="edge")                   # a light [1 2 1]/4 blur against the pixel noise
+    g = 0.25 * g[:-2] + 0.5 * g[1:-1] + 0.25 * g[2:]
+    grey = 0.25 * g[:, :-2] + 0.5 * g[:, 1:-1] + 0.25 * g[:, 2:]
     lo, hi = np.percentile(grey, [1, 99])
     grey = 0.1 + 0.8 * np.clip((grey - lo) / max(hi - lo, 0.25), 0.0, 1.0)   # contrast stretched (gain <= 4)
     ih, iw = grey.shape
@@ -615,7 +619,7 @@ def write_cifar10dvs_standin(root, *, n_per_class: int = 20, size: int = 128, se
     For every class of SynthShapes-10 (:data:`snnedu.data.cifar10.SYNTH_CLASSES`) ``n_per_class``
     images are shown on a simulated grey monitor (upsampled 32 -> ~100 px), moved once around a small
     circle (radius 2.5–4 px) in 0.25–0.35 s (24–36 frames), and recorded with :func:`simulate_dvs`
-    (contrast threshold 0.2–0.3, background activity 0.05–0.15 Hz per pixel). The events go to
+    (contrast threshold 0.18–0.25, background activity 0.05–0.15 Hz per pixel). The events go to
     ``root/<class>/cifar10_<class>_<i>.aedat`` (AEDAT 2.0, ``i`` from 0), where ``<class>`` are
     :data:`CIFAR10DVS_STANDIN_CLASSES` (``"horizontal_stripes"``, ...). The marker
     ``root/snnedu_standin.json`` (written last) names :data:`CIFAR10DVS_STANDIN_SOURCE`, the classes
@@ -664,7 +668,7 @@ def write_cifar10dvs_standin(root, *, n_per_class: int = 20, size: int = 128, se
                 video, ts = _monitor_video(images[k], rng, size=size, n_frames=n_frames, duration_us=duration)
                 ev = simulate_dvs(video, ts, contrast_threshold=rng.uniform(0.18, 0.25), refractory_us=1000,
                                   noise_rate_hz=rng.uniform(0.05, 0.15), seed=int(rng.integers(2 ** 31)))
-                write_aedat20(folder / name / f"cifar10_{name}_{i}.aedat", ev)
+                write_aedat20(folder / name / f"cifar10_{name}_{i}.aedat", ev, durable=False)
                 n_events += ev.size
                 bar.update(1)
     _finish_writing(folder, {**wanted, "n_recordings": len(files), "n_events": int(n_events)})
