@@ -7,7 +7,8 @@ Tensors are time-first everywhere: ``[T, B, ...]`` (``T`` time steps, ``B`` batc
 from . import functional, monitor, viz
 from ._checks import set_input_checks
 from .base import StatefulModule, materialize, reset
-from .data import DataSplit, load_cifar10, load_mnist, make_loaders, synthetic_cifar10, take_per_class
+from .data import (DataSplit, load_cifar10, load_cifar10_dvs, load_dvs128_gesture, load_mnist, make_loaders,
+                   synthetic_cifar10, take_per_class)
 from .decay import LearnableDecay, decay_parameters
 from .encoding import (DirectEncoder, LatencyEncoder, PoissonEncoder, direct_encode, latency_encode,
                        poisson_encode)
@@ -39,5 +40,6 @@ __all__ = [
     "set_learning_mode", "synapse_parameters", "threshold_parameters", "joint_decision",
     "decay_parameters", "VotingReadout", "rate_mse", "tdBN", "tdBN1d", "tdBN2d", "tet_loss", "TETLoss",
     "SpikingBasicBlock", "SpikingResNet", "resnet14", "resnet19", "resnet20", "SeqDropout", "PerStepBatchNorm",
-    "PLIFStaticNet", "PLIFDVSNet", "load_cifar10", "synthetic_cifar10", "materialize",
+    "PLIFStaticNet", "PLIFDVSNet", "load_cifar10", "synthetic_cifar10", "materialize", "load_dvs128_gesture",
+    "load_cifar10_dvs",
 ]

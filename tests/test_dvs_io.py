@@ -419,3 +419,35 @@ def test_preprocess_cli_resumes_after_kill(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "snnedu", "preprocess", "cifar10-dvs", "--root",
                           str(tmp_path / "none"), "--T", "5"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "cifar10_<class>_<i>.aedat" in bad.stderr
+
+
+def test_gesture_release_layout_gives_spikingjelly_counts_without_dropping_remainders(tmp_path):
+    # the release's shape: 98 training and 24 test recordings of 12 labelled rows each -> 1,176 / 288
+    # samples (spec 12.1); old SpikingJelly dropped a CPU-count-dependent remainder of the files
+    from snnedu.data.dvs import gesture_units
+
+    folder = tmp_path / "DvsGesture"
+    folder.mkdir()
+    names = {"train": [], "test": []}
+    ev = random_events(24, t_max=12_000)
+    rows = [((k % 11) + 1, k * 1000, (k + 1) * 1000) for k in range(12)]
+    for i in range(122):
+        name = f"user{i // 4 + 1:02d}_{['fluorescent', 'led', 'lab', 'natural'][i % 4]}.aedat"
+        write_aedat31(folder / name, ev, labels=rows, durable=False)
+        names["train" if i < 98 else "test"].append(name)
+    for split, lst in names.items():
+        (folder / f"trials_to_{split}.txt").write_text("\n".join(lst) + "\n")
+    counts = {s: sum(len(u.samples) for u in gesture_units(folder, s)[0]) for s in ("train", "test")}
+    assert counts == {"train": 1176, "test": 288}
+
+
+def test_truncated_recording_fails_the_dataset_with_file_and_offset(tmp_path):
+    from snnedu.data import load_dvs128_gesture
+
+    folder = write_gesture_root(tmp_path / "g")
+    rec = folder / "user02_led.aedat"
+    rec.write_bytes(rec.read_bytes()[:-7])
+    with pytest.raises(AedatError, match=r"user02_led\.aedat: truncated packet at offset \d+"):
+        load_dvs128_gesture(tmp_path / "g", T=4, cache_dir=tmp_path / "cache", offline_fallback=False,
+                            progress=False)
+    assert not list((tmp_path / "cache").glob("*.h5"))  # no cache was finished from a short recording

@@ -348,7 +348,8 @@ def _load(dataset: str, root, T, split_by, size, normalization, duration_us, cac
     train, _ = _split_dataset(dataset, folder, info, "train", setting, cache_dir, progress, rebuild)
     test, _ = _split_dataset(dataset, folder, info, "test", setting, cache_dir, progress, rebuild)
     if augment:
-        train.transform = DVSAugment(seed=seed)
+        # a mirror image turns a right-hand gesture into a left-hand one: gestures are only rolled
+        train.transform = DVSAugment(flip_p=0.0 if dataset == "dvs128-gesture" else 0.5, seed=seed)
     name = _dataset_name(dataset, info)
     if dataset == "dvs128-gesture" and not info and (len(train), len(test)) != tuple(GESTURE_SAMPLES.values()):
         print(f"snnedu: note: {len(train)}/{len(test)} samples, the full release gives "
@@ -365,7 +366,9 @@ def load_dvs128_gesture(root=None, *, T: int = 20, split_by: str = "number", siz
                         rebuild: bool = False) -> DataSplit:
     """DVS128 Gesture as frames ``[T, 2, H, W]`` (11 classes). Defaults: the PLIF paper's T = 20 frames
     split by number, raw counts, 128x128. ``size=32`` with ``split_by="duration", T=40,
-    duration_us=30_000`` is the MLF setting (first 1.2 s). See the module docstring for ``root``."""
+    duration_us=30_000`` is the MLF setting (first 1.2 s). See the module docstring for ``root``.
+    ``augment=True`` rolls the training frames by up to 5 pixels; it never mirrors them, since a mirror
+    image of a right-hand wave is a left-hand wave with the wrong label."""
     return _load("dvs128-gesture", root, T, split_by, size, normalization, duration_us, cache_dir, False,
                  offline_fallback, augment, seed, progress, standin_kwargs, rebuild)
 

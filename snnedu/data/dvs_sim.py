@@ -612,7 +612,7 @@ def _monitor_video(image: np.ndarray, rng: np.random.Generator, *, size: int, n_
     return video, timestamps
 
 
-def write_cifar10dvs_standin(root, *, n_per_class: int = 20, size: int = 128, seed: int = 0,
+def write_cifar10dvs_standin(root, *, n_per_class: int = 40, size: int = 128, seed: int = 0,
                              progress: bool = True) -> Path:
     """Write SimDVS-SynthShapes-10, a generated stand-in in the layout of CIFAR10-DVS.
 

@@ -131,7 +131,7 @@ def build_frame_cache(path, key: Dict, units: Sequence[CacheUnit],
         on_sample: called with the sample index after each sample's part file is written.
         rebuild: discard an existing finished cache and its parts first.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     path = Path(path)
     n = sum(len(u.samples) for u in units)
