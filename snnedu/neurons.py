@@ -33,6 +33,7 @@ from typing import Optional, Sequence
 import torch
 
 from . import functional as SF
+from . import kernels
 from ._checks import positive_int, real, tensor_input
 from .base import StatefulModule
 from .decay import LearnableDecay
@@ -133,13 +134,16 @@ class BaseNeuron(StatefulModule):
                     detach_reset=self.detach_reset, **self.charge_params(sample_ndim))
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        """Multi-step: ``x_seq`` ``[T, B, ...]`` -> spikes ``[T, B, ...]`` (state starts at rest)."""
+        """Multi-step: ``x_seq`` ``[T, B, ...]`` -> spikes ``[T, B, ...]`` (state starts at rest).
+
+        Runs on the fused backend :func:`snnedu.kernels.multistep` picks (a compiled loop on CPU, Triton
+        kernels on CUDA, the reference loop with ``record=True``); all compute the same values."""
         tensor_input(type(self).__name__, x_seq, min_dim=2, layout="[T, B, ...]")
         self.reset()
         sample = x_seq.shape[2:]
         self._prepare(sample)
-        spikes, _, trace = SF.neuron_multistep(x_seq, self._rest(x_seq[0]), record=self.record,
-                                               **self._params(len(sample), x_seq))
+        spikes, _, trace = kernels.multistep(x_seq, self._rest(x_seq[0]), record=self.record,
+                                             **self._params(len(sample), x_seq))
         if trace is not None:
             self.h_seq, self.v_seq = trace[0].detach(), trace[1].detach()
         return self._from_levels(spikes, 1)

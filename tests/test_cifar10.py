@@ -1,5 +1,4 @@
 import pickle
-import time
 
 import numpy as np
 import pytest
@@ -64,10 +63,9 @@ def test_shapes_dtype_balance_and_normalised_range():
     assert len(ytr) == 23 and set(torch.bincount(ytr, minlength=10).tolist()) == {2, 3}
 
 
-def test_generation_is_deterministic_and_fast():
-    t0 = time.perf_counter()
+def test_generation_is_deterministic():
+    # (speed is a benchmark matter, never a unit-test assertion: no timing here)
     a = synthetic_cifar10(600, 100, seed=11)
-    elapsed = time.perf_counter() - t0
     b = synthetic_cifar10(600, 100, seed=11)
     assert all(torch.equal(u, v) for u, v in zip(a, b))
     cifar10._SYNTH_CACHE.clear()                                   # regenerate, not just the cache
@@ -79,7 +77,6 @@ def test_generation_is_deterministic_and_fast():
     assert not torch.equal(a[0][:100], a[2])
     e = synthetic_cifar10(600, 50, seed=11)
     assert torch.equal(a[0], e[0]) and torch.equal(a[1], e[1])
-    assert elapsed < 2.0                                            # ~0.03 s; generous for busy machines
 
 
 def test_augmentation_only_on_train_and_reproducible():

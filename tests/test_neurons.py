@@ -47,7 +47,8 @@ def test_multistep_equals_single_step_values_and_gradients(name):
     (s_single * torch.linspace(0.1, 1.0, 12).view(12, 1, 1, 1)).sum().backward()
     assert torch.equal(s_multi, s_single)
     assert s_multi.sum() > 0  # the test input does make the neurons fire
-    assert torch.equal(g_multi, x.grad)
+    # the multi-step path may run a fused kernel (snnedu.kernels) whose backward rounds differently
+    torch.testing.assert_close(g_multi, x.grad, rtol=1e-5, atol=1e-6)
     # parameter gradients are sums over steps accumulated in a different order: equal up to rounding
     for pm, ps in zip(p_multi, [p.grad for p in b.parameters()]):
         assert torch.allclose(pm, ps, rtol=1e-6, atol=1e-7)

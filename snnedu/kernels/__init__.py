@@ -1,0 +1,106 @@
+"""Fused multi-step neuron kernels and the switch that picks one.
+
+Every neuron module's multi-step ``forward`` calls :func:`multistep`, which runs one of
+
+- ``"reference"`` — :func:`snnedu.functional.neuron_multistep`, the per-step PyTorch loop (always
+  available; the definition the others are tested against; the only one with ``record=True``);
+- ``"cpu"`` — :mod:`snnedu.kernels.cpu`, a compiled loop over time with a hand-written backward
+  (numba), for CPU tensors;
+- ``"triton"`` — :mod:`snnedu.kernels.triton_neuron`, fused forward/backward GPU kernels, for CUDA
+  tensors.
+
+``"auto"`` (the default) takes ``"triton"`` for CUDA tensors and ``"cpu"`` for CPU tensors when they
+are available, else the reference. Force one with :func:`set_backend`, the context manager
+:func:`use_backend`, or the environment variable ``SNNEDU_BACKEND``. A forced backend that cannot run
+a given call (e.g. ``"cpu"`` on a CUDA tensor) raises a clear error instead of silently switching.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Optional
+
+import torch
+
+from ..errors import HyperParameterError
+from ..functional.neuron import neuron_multistep
+from . import cpu
+from .common import SURROGATE_CODES
+
+__all__ = ["set_backend", "get_backend", "use_backend", "multistep", "BACKENDS", "chosen_backend"]
+
+BACKENDS = ("auto", "reference", "cpu", "triton")
+_backend = os.environ.get("SNNEDU_BACKEND", "auto")
+if _backend not in BACKENDS:
+    raise HyperParameterError(f"SNNEDU_BACKEND must be one of {BACKENDS}, got {_backend!r}")
+
+
+def set_backend(name: str) -> None:
+    """Choose the multi-step backend for every neuron: one of :data:`BACKENDS`."""
+    global _backend
+    if name not in BACKENDS:
+        raise HyperParameterError(f"backend must be one of {BACKENDS}, got {name!r}")
+    _backend = name
+
+
+def get_backend() -> str:
+    """The backend setting (``"auto"`` unless changed)."""
+    return _backend
+
+
+@contextlib.contextmanager
+def use_backend(name: str):
+    """``with use_backend("reference"): ...`` — a backend for a block of code."""
+    old = _backend
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(old)
+
+
+def _triton():
+    from . import triton_neuron
+    return triton_neuron
+
+
+def _triton_ok() -> bool:
+    try:
+        return _triton().available()
+    except Exception:  # noqa: BLE001 - triton missing or broken: the reference runs instead
+        return False
+
+
+def chosen_backend(x_seq: torch.Tensor, surrogate, record: bool = False) -> str:
+    """The backend :func:`multistep` would use for this input (``"auto"`` resolved)."""
+    fusable = type(surrogate) in SURROGATE_CODES and not record
+    if _backend == "reference":
+        return "reference"
+    if _backend == "auto":
+        if not fusable:
+            return "reference"
+        if x_seq.is_cuda and _triton_ok():
+            return "triton"
+        if x_seq.device.type == "cpu" and cpu.available():
+            return "cpu"
+        return "reference"
+    if record:
+        raise HyperParameterError(f"record=True needs the reference backend (backend is {_backend!r})")
+    if not fusable:
+        raise HyperParameterError(f"the {_backend!r} backend has no kernel for {type(surrogate).__name__}")
+    if _backend == "cpu" and (x_seq.device.type != "cpu" or not cpu.available()):
+        raise HyperParameterError("the 'cpu' backend needs CPU tensors and numba")
+    if _backend == "triton" and not _triton_ok():
+        raise HyperParameterError("the 'triton' backend needs triton and a CUDA device (or TRITON_INTERPRET=1)")
+    return _backend
+
+
+def multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, record: bool = False, **params):
+    """Run a multi-step neuron like :func:`snnedu.functional.neuron_multistep` (same arguments and
+    results: ``(spikes, v_last, trace)``) on the backend :func:`chosen_backend` picks."""
+    which = chosen_backend(x_seq, params["surrogate"], record)
+    if which == "reference":
+        return neuron_multistep(x_seq, v0, record=record, **params)
+    fn = cpu.cpu_multistep if which == "cpu" else _triton().triton_multistep
+    spikes, v_last = fn(x_seq, v0, **params)
+    return spikes, v_last, None

@@ -1,0 +1,111 @@
+"""The CPU fast path (snnedu.kernels.cpu) against the reference loop, and the backend switch."""
+import pytest
+import torch
+
+import snnedu
+from snnedu import kernels
+from snnedu.errors import HyperParameterError
+from snnedu.functional import neuron_multistep
+from snnedu.kernels.cpu import cpu_multistep
+
+NEURONS = {
+    "IF": lambda: snnedu.IF(),
+    "LIF": lambda: snnedu.LIF(tau=2.0),
+    "LIF no decay_input, soft": lambda: snnedu.LIF(tau=3.0, decay_input=False, v_reset=None),
+    "LIF v_reset -0.5 triangle": lambda: snnedu.LIF(v_reset=-0.5, surrogate="triangle"),
+    "LIF sigmoid detach": lambda: snnedu.LIF(surrogate="sigmoid", detach_reset=True),
+    "LIF.stbp rect": lambda: snnedu.LIF.stbp(decay=0.25),
+    "PLIF layer": lambda: snnedu.PLIF(tau_init=2.0),
+    "PLIF neuron": lambda: snnedu.PLIF(per_neuron=True, tau_std=0.2),
+    "PLIF neuron soft detach": lambda: snnedu.PLIF(per_neuron=True, v_reset=None, detach_reset=True),
+    "MLF": lambda: snnedu.MLF(K=3),
+    "MLF learn threshold neuron": lambda: snnedu.MLF(K=3, learn_threshold="neuron"),
+    "PMLF": lambda: snnedu.PMLF(K=3),
+    "PMLF3": lambda: snnedu.PMLF3(K=3),
+    "LIF learn threshold layer": lambda: snnedu.LIF(learn_threshold=True),
+    "LIF learn threshold neuron soft": lambda: snnedu.LIF(learn_threshold="neuron", v_reset=None),
+}
+
+
+def _grads(out, x, params, w):
+    return torch.autograd.grad((out * w).sum(), [x] + params, allow_unused=True)
+
+
+@pytest.mark.parametrize("name", list(NEURONS))
+@pytest.mark.parametrize("shape", [(7, 3, 5), (4, 2, 3, 4, 4)])
+def test_fast_path_matches_reference(name, shape):
+    torch.manual_seed(1)
+    mod = NEURONS[name]()
+    x = (torch.rand(shape) * 2.5 - 0.3)
+    mod._prepare(x.shape[2:])
+    params = [p for p in mod.parameters() if p.requires_grad]
+    v0 = mod._rest(x[0])
+    xr, xc = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ref, v_ref, _ = neuron_multistep(xr, v0, **mod._params(x.dim() - 2, x))
+    fast, v_fast = cpu_multistep(xc, v0, **mod._params(x.dim() - 2, x))
+    assert fast.shape == ref.shape and fast.dtype == ref.dtype
+    assert torch.equal(fast, ref)                 # spikes identical (the charge is computed in the same order)
+    torch.testing.assert_close(v_fast, v_ref, rtol=0, atol=1e-6)
+    w = torch.randn_like(ref)
+    g_ref = _grads(ref, xr, params, w)
+    g_fast = _grads(cpu_multistep(xc, v0, **mod._params(x.dim() - 2, x))[0], xc, params, w)
+    assert g_ref[0].abs().sum() > 0
+    for a, b in zip(g_ref, g_fast):
+        if a is None:
+            assert b is None or not b.any()
+        else:
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_gradient_through_initial_and_last_potential():
+    torch.manual_seed(0)
+    x = torch.rand(5, 4, 6) * 2
+    v0 = torch.rand(4, 6, requires_grad=True)
+    kw = dict(surrogate=snnedu.ATan(), k=0.5, v_threshold=1.0, v_reset=0.0)
+    s_r, v_r, _ = neuron_multistep(x, v0, **kw)
+    s_c, v_c = cpu_multistep(x, v0, **kw)
+    assert torch.equal(s_r, s_c)
+    g_r = torch.autograd.grad(s_r.sum() + (v_r ** 2).sum(), v0)[0]
+    g_c = torch.autograd.grad(s_c.sum() + (v_c ** 2).sum(), v0)[0]
+    torch.testing.assert_close(g_c, g_r, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_other_dtypes_are_computed_in_float32_and_returned_in_theirs(dtype):
+    x = (torch.rand(6, 3, 8) * 2).to(dtype).requires_grad_(True)
+    out = snnedu.LIF(tau=2.0)(x)
+    assert out.dtype == dtype
+    with kernels.use_backend("reference"):
+        ref = snnedu.LIF(tau=2.0)(x.float())
+    assert (out.float() != ref).float().mean() < 0.05
+    out.sum().backward()
+    assert x.grad.dtype == dtype and torch.isfinite(x.grad.float()).all()
+
+
+def test_modules_use_the_fast_path_and_the_switch():
+    x = torch.rand(4, 2, 8) * 2
+    assert kernels.chosen_backend(x, snnedu.ATan()) == "cpu"
+    with kernels.use_backend("reference"):
+        assert kernels.chosen_backend(x, snnedu.ATan()) == "reference"
+        ref = snnedu.LIF()(x)
+    assert torch.equal(snnedu.LIF()(x), ref)
+    assert kernels.chosen_backend(x, snnedu.ATan(), record=True) == "reference"   # traces need the reference
+    lif = snnedu.LIF(record=True)
+    lif(x)
+    assert lif.h_seq.shape == x.shape
+    with kernels.use_backend("cpu"):
+        with pytest.raises(HyperParameterError, match="record=True"):
+            kernels.chosen_backend(x, snnedu.ATan(), record=True)
+    with pytest.raises(HyperParameterError, match="backend must be one of"):
+        kernels.set_backend("gpu")
+    assert kernels.get_backend() == "auto"
+
+
+def test_inference_without_grad_matches():
+    net = torch.nn.Sequential(snnedu.TimeDistributed(torch.nn.Linear(8, 8)), snnedu.PLIF(per_neuron=True))
+    x = torch.rand(5, 3, 8)
+    with torch.no_grad():
+        a = net(x)
+        with kernels.use_backend("reference"):
+            b = net(x)
+    assert torch.equal(a, b)
