@@ -1,0 +1,471 @@
+r"""Fused Triton kernels for the multi-step charge / fire / reset loop of every snnedu neuron.
+
+:func:`triton_multistep` computes exactly what :func:`snnedu.functional.neuron_multistep` computes
+(spikes and the last membrane potential, with the same surrogate-gradient backward), but in one
+kernel launch forward and one backward instead of a Python loop of small tensor operations:
+
+- each Triton program owns a block of ``(level, batch, neuron)`` elements and walks the time axis
+  inside the kernel (``t = 0..T-1`` forward, ``T-1..0`` backward), so the membrane potential and the
+  running gradients stay in registers and every input is read once per step;
+- the levels of a multi-level unit (MLF family) are the rows of a 2-D block, so the shared input
+  ``x[t]`` is loaded once for all ``K`` levels and its gradient is summed over the levels in registers;
+- forward saves only the potential before reset ``h_seq`` (fp32); the spikes are recomputed in the
+  backward pass as ``h >= theta``;
+- ``x_seq`` may be fp32, fp16 or bf16; all arithmetic is fp32 and the spikes / ``v_last`` / input
+  gradients come back in the input's dtype.
+
+The recurrence (see :mod:`snnedu.functional.neuron`), with ``vr`` the reset potential (0 for the soft
+reset) and ``k`` the leak::
+
+    IF:                     h = v + x
+    LIF, decay_input=True:  h = v + k (x - (v - vr))
+    LIF, decay_input=False: h = v - k (v - vr) + x
+    s = Heaviside(h - theta)                      (surrogate derivative g(h - theta) backward)
+    hard reset: v = h (1 - s) + vr s              soft reset: v = h - theta s
+
+Backward, with ``dL/dv_t`` arriving from step ``t+1`` (or from the caller's ``v_last``)::
+
+    dv/dh   = (1 - s) + (vr - h) g   [hard]      1 - theta g    [soft]     (detach_reset: drop the g term)
+    dv/dth  = (h - vr) g             [hard]      -s + theta g   [soft]     (detach_reset: 0 / -s)
+    dL/dh   = dL/ds g + dL/dv dv/dh
+    dL/dv_{t-1} = (1 - k) dL/dh ,  dL/dx_t = (k or 1) dL/dh  (summed over the levels)
+    dL/dk  += dL/dh (x - (v_{t-1} - vr))  [decay_input]    -dL/dh (v_{t-1} - vr)  [not]
+    dL/dth += -dL/ds g + dL/dv dv/dth
+
+``k`` and ``theta`` may be floats or tensors per layer, per neuron or per level (anything that
+broadcasts against a time step ``[(K,) B, *sample]`` without varying over the batch); they are
+expanded to ``[K, N]`` (``N`` neurons per sample) for the kernel, and their gradients are summed over
+the batch and back to the parameter's own shape.
+
+Use :func:`available` to know whether the kernels can run (Triton importable and a CUDA device, or
+the Triton interpreter selected with ``TRITON_INTERPRET=1``, where the kernels accept CPU tensors).
+"""
+import math
+import os
+from typing import Optional, Union
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from ..functional.surrogate import ATan, Rectangular, Sigmoid, Surrogate, Triangle
+
+try:  # Triton is optional: the module imports without it, available() then says False
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - depends on the environment
+    triton = None
+
+    class tl:  # placeholder so that the kernel signatures below still evaluate
+        constexpr = "constexpr"
+
+__all__ = ["available", "triton_multistep", "TritonMultistep", "SURROGATE_KINDS"]
+
+Scalar = Union[float, torch.Tensor]
+
+# surrogate class -> (kernel code, name of its single hyper-parameter)
+SURROGATE_KINDS = {Rectangular: (0, "a"), Sigmoid: (1, "alpha"), ATan: (2, "alpha"), Triangle: (3, "gamma")}
+
+_CHARGE_IF, _CHARGE_DECAY_INPUT, _CHARGE_PLAIN = 0, 1, 2
+
+
+def _interpret() -> bool:
+    if triton is None:
+        return False
+    knobs = getattr(triton, "knobs", None)
+    if knobs is not None:
+        try:
+            return bool(knobs.runtime.interpret)
+        except AttributeError:  # pragma: no cover - older Triton
+            pass
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
+def available() -> bool:
+    """True when Triton imports and the kernels can run: a CUDA device, or ``TRITON_INTERPRET=1``."""
+    if triton is None:
+        return False
+    return torch.cuda.is_available() or _interpret()
+
+
+# ------------------------------------------------------------------------------------------------------
+# Kernels. They are plain functions here and wrapped with ``triton.jit`` on first use (see _kernels):
+# triton.jit decides at wrap time between the compiler and the interpreter, so wrapping lazily makes
+# TRITON_INTERPRET=1 effective even when this module was imported before the variable was set.
+#
+# Layout: M = B * N elements per level and step; a step of a [K, M] state is contiguous, time-major
+# tensors are [T, K, M] (h_seq, spikes) or [T, M] (x_seq). Parameters k / theta are [K, N] with
+# strides (pk0, pk1) / (pt0, pt1) (a stride 0 broadcasts a scalar or per-level value).
+#
+# Only builtins of triton.language are used (no tl.sum / tl.sigmoid / tl.zeros, which are themselves
+# jit functions fixed as compiled or interpreted when triton is imported): so the kernels also run in
+# the interpreter when triton was imported before TRITON_INTERPRET=1 was set.
+# ------------------------------------------------------------------------------------------------------
+
+def _add(a, b):
+    return a + b
+
+
+_add_combine = None  # the jit-wrapped _add for the current mode, set by _kernels()
+
+
+def _fwd_kernel(x_ptr, v0_ptr, k_ptr, th_ptr, s_ptr, h_ptr, vlast_ptr,
+                T, K, M, N, pk0, pk1, pt0, pt1, v_reset,
+                CHARGE: tl.constexpr, HARD: tl.constexpr, SAVE_H: tl.constexpr,
+                KP: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    cols = pid * BLOCK + tl.arange(0, BLOCK)  # element of one level: b * N + n
+    rows = tl.arange(0, KP)  # level
+    cmask = cols < M
+    mask = (rows < K)[:, None] & cmask[None, :]
+    n = (cols % N)[None, :]
+    lvl = rows[:, None]
+    th = tl.load(th_ptr + lvl * pt0 + n * pt1, mask=mask, other=1.0).to(tl.float32)
+    if CHARGE != 0:
+        kk = tl.load(k_ptr + lvl * pk0 + n * pk1, mask=mask, other=0.0).to(tl.float32)
+    eoff = lvl * M + cols[None, :]
+    v = tl.load(v0_ptr + eoff, mask=mask, other=0.0).to(tl.float32)
+    vr = v_reset if HARD else 0.0
+    KM = K * M
+    x_ptrs = x_ptr + cols
+    s_ptrs = s_ptr + eoff
+    h_ptrs = h_ptr + eoff
+    for _t in range(T):
+        x = tl.load(x_ptrs, mask=cmask, other=0.0).to(tl.float32)[None, :]
+        # same operation order as snnedu.functional.charge, so fp32 results match it bit for bit
+        if CHARGE == 0:
+            h = v + x
+        elif CHARGE == 1:
+            h = v + kk * (x - (v - vr))
+        else:
+            h = v - kk * (v - vr) + x
+        if SAVE_H:
+            tl.store(h_ptrs, h, mask=mask)
+        spike = (h - th) >= 0.0
+        # via fp32: the interpreter cannot cast a bool block straight to bf16
+        tl.store(s_ptrs, spike.to(tl.float32).to(s_ptr.dtype.element_ty), mask=mask)
+        if HARD:
+            v = tl.where(spike, vr, h)
+        else:
+            v = tl.where(spike, h - th, h)
+        x_ptrs += M
+        s_ptrs += KM
+        h_ptrs += KM
+    tl.store(vlast_ptr + eoff, v.to(vlast_ptr.dtype.element_ty), mask=mask)
+
+
+def _bwd_kernel(gs_ptr, gv_ptr, h_ptr, x_ptr, v0_ptr, k_ptr, th_ptr,
+                gx_ptr, gv0_ptr, gk_ptr, gth_ptr,
+                T, K, M, N, pk0, pk1, pt0, pt1, v_reset, sg_p,
+                CHARGE: tl.constexpr, HARD: tl.constexpr, DETACH: tl.constexpr,
+                SG: tl.constexpr, HAS_GS: tl.constexpr, HAS_GV: tl.constexpr,
+                NEED_K: tl.constexpr, NEED_TH: tl.constexpr,
+                KP: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    cols = pid * BLOCK + tl.arange(0, BLOCK)
+    rows = tl.arange(0, KP)
+    cmask = cols < M
+    mask = (rows < K)[:, None] & cmask[None, :]
+    n = (cols % N)[None, :]
+    lvl = rows[:, None]
+    th = tl.load(th_ptr + lvl * pt0 + n * pt1, mask=mask, other=1.0).to(tl.float32)
+    if CHARGE != 0:
+        kk = tl.load(k_ptr + lvl * pk0 + n * pk1, mask=mask, other=0.0).to(tl.float32)
+        a = 1.0 - kk
+        if CHARGE == 1:
+            b = kk
+    vr = v_reset if HARD else 0.0
+    eoff = lvl * M + cols[None, :]
+    KM = K * M
+    last = (T - 1).to(tl.int64)
+    x_ptrs = x_ptr + last * M + cols
+    gx_ptrs = gx_ptr + last * M + cols
+    h_ptrs = h_ptr + last * KM + eoff
+    gs_ptrs = gs_ptr + last * KM + eoff
+    if HAS_GV:
+        gv = tl.load(gv_ptr + eoff, mask=mask, other=0.0).to(tl.float32)
+    else:
+        gv = tl.full([KP, BLOCK], 0.0, tl.float32)
+    if NEED_K:
+        v0 = tl.load(v0_ptr + eoff, mask=mask, other=0.0).to(tl.float32)
+        gk = tl.full([KP, BLOCK], 0.0, tl.float32)
+    if NEED_TH:
+        gth = tl.full([KP, BLOCK], 0.0, tl.float32)
+    h = tl.load(h_ptrs, mask=mask, other=0.0)
+    for i in range(T):
+        t = T - 1 - i
+        z = h - th
+        spike = z >= 0.0
+        s = spike.to(tl.float32)
+        # surrogate derivative g(z), same formulas as snnedu.functional.surrogate
+        if SG == 0:  # rectangular, width a
+            g = (tl.abs(z) < sg_p / 2).to(tl.float32) / sg_p
+        elif SG == 1:  # sigmoid, alpha
+            sgm = 1.0 / (1.0 + tl.exp(-(sg_p * z)))
+            g = sg_p * sgm * (1.0 - sgm)
+        elif SG == 2:  # atan, alpha
+            u = (3.141592653589793 / 2) * sg_p * z
+            g = (sg_p / 2) / (1.0 + u * u)
+        else:  # triangle, gamma
+            g = tl.maximum(sg_p - tl.abs(z), 0.0) / (sg_p * sg_p)
+        if HARD:
+            if DETACH:
+                dvdh = 1.0 - s
+            else:
+                dvdh = (1.0 - s) + (vr - h) * g
+        else:
+            if DETACH:
+                dvdh = tl.full([KP, BLOCK], 1.0, tl.float32)
+            else:
+                dvdh = 1.0 - th * g
+        if HAS_GS:
+            gs = tl.load(gs_ptrs, mask=mask, other=0.0).to(tl.float32)
+            dh = gs * g + gv * dvdh
+        else:
+            dh = gv * dvdh
+        dh = tl.where(mask, dh, 0.0)
+        if NEED_TH:
+            if HARD:
+                if DETACH:
+                    dth = tl.full([KP, BLOCK], 0.0, tl.float32)
+                else:
+                    dth = gv * ((h - vr) * g)
+            else:
+                if DETACH:
+                    dth = -gv * s
+                else:
+                    dth = gv * (th * g - s)
+            if HAS_GS:
+                dth = dth - gs * g
+            gth += dth
+        # potential before reset of the previous step (loaded once: it is the next iteration's h)
+        h_prev = tl.load(h_ptrs - KM, mask=mask & (t > 0), other=0.0)
+        if NEED_K:
+            if HARD:
+                vp = tl.where((h_prev - th) >= 0.0, vr, h_prev)
+            else:
+                vp = tl.where((h_prev - th) >= 0.0, h_prev - th, h_prev)
+            vp = tl.where(t > 0, vp, v0)
+            if CHARGE == 1:
+                x = tl.load(x_ptrs, mask=cmask, other=0.0).to(tl.float32)[None, :]
+                gk += dh * (x - (vp - vr))
+            else:
+                gk -= dh * (vp - vr)
+        if CHARGE == 1:
+            gx = tl.reduce(b * dh, 0, _add_combine)  # x is shared: sum over the levels
+        else:
+            gx = tl.reduce(dh, 0, _add_combine)
+        tl.store(gx_ptrs, gx.to(gx_ptr.dtype.element_ty), mask=cmask)
+        if CHARGE == 0:
+            gv = dh
+        else:
+            gv = a * dh
+        h = h_prev
+        x_ptrs -= M
+        gx_ptrs -= M
+        h_ptrs -= KM
+        gs_ptrs -= KM
+    tl.store(gv0_ptr + eoff, gv, mask=mask)
+    if NEED_K:
+        tl.store(gk_ptr + eoff, gk, mask=mask)
+    if NEED_TH:
+        tl.store(gth_ptr + eoff, gth, mask=mask)
+
+
+_JIT_CACHE: dict = {}
+
+
+def _kernels():
+    """``(fwd, bwd)`` wrapped with ``triton.jit`` for the current mode (compiled or interpreted)."""
+    global _add_combine
+    mode = _interpret()
+    if mode not in _JIT_CACHE:
+        # T is never specialised: the backward kernel computes (T - 1) as a 64-bit offset
+        _JIT_CACHE[mode] = (triton.jit(_fwd_kernel, do_not_specialize=["T"]),
+                            triton.jit(_bwd_kernel, do_not_specialize=["T"]), triton.jit(_add))
+    fwd, bwd, _add_combine = _JIT_CACHE[mode]  # the global the backward kernel's reduction calls
+    return fwd, bwd
+
+
+# ------------------------------------------------------------------------------------------------------
+# Host side
+# ------------------------------------------------------------------------------------------------------
+
+def _surrogate_code(surrogate) -> tuple:
+    for cls, (code, attr) in SURROGATE_KINDS.items():
+        if type(surrogate) is cls:
+            return code, float(getattr(surrogate, attr))
+    names = ", ".join(c.__name__ for c in SURROGATE_KINDS)
+    raise NotImplementedError(f"triton_multistep has kernels for the surrogates {names}; got "
+                              f"{type(surrogate).__name__} (use snnedu.functional.neuron_multistep)")
+
+
+def _as_param(p, levels: int, sample: tuple, device, multi: bool) -> torch.Tensor:
+    """Parameter (float or tensor broadcasting against a state ``[(K,) B, *sample]``, the K axis
+    present when ``multi``) -> fp32 ``[K, N]`` (a stride-0 view where the value is shared)."""
+    N = math.prod(sample)
+    if not isinstance(p, torch.Tensor):
+        return torch.full((1, 1), float(p), dtype=torch.float32, device=device).expand(levels, N)
+    target = (levels, 1, *sample)
+    try:
+        ok = torch.broadcast_shapes(p.shape, target) == target
+    except RuntimeError:
+        ok = False
+    if not ok or p.dim() > len(sample) + 1 + int(multi):
+        raise NotImplementedError(
+            f"triton_multistep: a parameter of shape {list(p.shape)} does not fit one value per layer, "
+            f"level or neuron of a state [{'K, ' if multi else ''}B, *{list(sample)}] (K={levels}); "
+            "parameters that vary over the batch need snnedu.functional.neuron_multistep")
+    p = p.detach().to(device=device, dtype=torch.float32)
+    return p.expand(target).reshape(levels, N)
+
+
+def _shape_dtype(t):
+    """What backward needs to know of an input (no reference to the tensor itself is kept)."""
+    return (t.shape, t.dtype) if isinstance(t, torch.Tensor) else None
+
+
+def _block(KP: int, M: int) -> int:
+    cap = max(1, 1024 // KP) if _interpret() else max(1, 256 // KP)  # interpreter: fewer, larger programs
+    return max(1, min(cap, triton.next_power_of_2(M)))
+
+
+class TritonMultistep(torch.autograd.Function):
+    """Autograd wrapper of the fused kernels. Use :func:`triton_multistep`, which prepares the inputs.
+
+    ``forward(ctx, x_seq, v0, k, v_threshold, cfg)``: ``x_seq`` ``[T, B, *sample]``, ``v0`` the initial
+    potential ``[K, B, *sample]`` (``K = cfg['levels']``, also for ``K = 1``), ``k`` / ``v_threshold``
+    floats or tensors; returns spikes ``[T, K, B, *sample]`` and ``v_last`` ``[K, B, *sample]``.
+    """
+
+    @staticmethod
+    def forward(ctx, x_seq, v0, k, v_threshold, cfg):
+        fwd, _ = _kernels()
+        T, B = x_seq.shape[0], x_seq.shape[1]
+        sample = tuple(x_seq.shape[2:])
+        K = cfg["levels"]
+        N = math.prod(sample)
+        M = B * N
+        dev = x_seq.device
+        x = x_seq.detach().contiguous()
+        v0c = v0.detach().contiguous()
+        kp = _as_param(1.0 if k is None else k, K, sample, dev, cfg["multi"])
+        thp = _as_param(v_threshold, K, sample, dev, cfg["multi"])
+        spikes = torch.empty((T, K, B, *sample), dtype=x.dtype, device=dev)
+        v_last = torch.empty((K, B, *sample), dtype=x.dtype, device=dev)
+        save_h = any(ctx.needs_input_grad[:4])
+        h_seq = torch.empty((T, K, B, *sample) if save_h else (1,), dtype=torch.float32, device=dev)
+        KP = triton.next_power_of_2(K)
+        BLOCK = _block(KP, M)
+        if M > 0:
+            fwd[(triton.cdiv(M, BLOCK),)](
+                x, v0c, kp, thp, spikes, h_seq, v_last,
+                T, K, M, N, kp.stride(0), kp.stride(1), thp.stride(0), thp.stride(1), cfg["vr"],
+                CHARGE=cfg["charge"], HARD=cfg["hard"], SAVE_H=save_h, KP=KP, BLOCK=BLOCK, num_warps=4)
+        if save_h:
+            ctx.save_for_backward(h_seq, x, v0c, kp, thp)
+            ctx.meta = (cfg, _shape_dtype(k), _shape_dtype(v_threshold), _shape_dtype(v0), KP, BLOCK)
+        return spikes, v_last
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_spikes, grad_v):
+        _, bwd = _kernels()
+        h_seq, x, v0c, kp, thp = ctx.saved_tensors
+        cfg, k_sd, th_sd, (v0_shape, v0_dtype), KP, BLOCK = ctx.meta
+        T, B = x.shape[0], x.shape[1]
+        sample = tuple(x.shape[2:])
+        K, N = kp.shape
+        M = B * N
+        dev = x.device
+        need_k = bool(ctx.needs_input_grad[2]) and cfg["charge"] != _CHARGE_IF
+        need_th = bool(ctx.needs_input_grad[3])
+        f32 = torch.float32
+        gx = torch.empty_like(x)
+        gv0 = torch.empty((K, M), dtype=f32, device=dev)
+        gk = torch.empty((K, M) if need_k else (1,), dtype=f32, device=dev)
+        gth = torch.empty((K, M) if need_th else (1,), dtype=f32, device=dev)
+        gs = grad_spikes.contiguous() if grad_spikes is not None else gx  # dummy pointer when absent
+        gv = grad_v.contiguous() if grad_v is not None else gv0
+        if M > 0:
+            bwd[(triton.cdiv(M, BLOCK),)](
+                gs, gv, h_seq, x, v0c, kp, thp, gx, gv0, gk, gth,
+                T, K, M, N, kp.stride(0), kp.stride(1), thp.stride(0), thp.stride(1), cfg["vr"], cfg["sg_p"],
+                CHARGE=cfg["charge"], HARD=cfg["hard"], DETACH=cfg["detach"], SG=cfg["sg"],
+                HAS_GS=grad_spikes is not None, HAS_GV=grad_v is not None,
+                NEED_K=need_k, NEED_TH=need_th, KP=KP, BLOCK=BLOCK, num_warps=4)
+
+        def to_param(g, shape_dtype):  # [K, B*N] per element -> the parameter's own shape and dtype
+            g = g.view(K, B, N).sum(1).view(K, 1, *sample)
+            return g.sum_to_size(shape_dtype[0]).to(shape_dtype[1])
+
+        grad_x = gx if ctx.needs_input_grad[0] else None
+        grad_v0 = gv0.view(K, B, *sample).sum_to_size(v0_shape).to(v0_dtype) if ctx.needs_input_grad[1] else None
+        grad_k = to_param(gk, k_sd) if need_k else None
+        grad_th = to_param(gth, th_sd) if need_th else None
+        return grad_x, grad_v0, grad_k, grad_th, None
+
+
+def triton_multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, levels: Optional[int] = None,
+                     k: Optional[Scalar] = None, v_threshold: Scalar = 1.0, v_reset: Optional[float] = 0.0,
+                     decay_input: bool = True, detach_reset: bool = False, surrogate: Surrogate = None):
+    """Fused multi-step neuron: same arguments and results as :func:`snnedu.functional.neuron_multistep`.
+
+    Args:
+        x_seq: input ``[T, B, *sample]`` (fp32, fp16 or bf16; CUDA, or CPU under ``TRITON_INTERPRET=1``).
+        v0: initial potential ``[B, *sample]`` (``levels == 1``) or ``[K, B, *sample]``; ``None`` starts
+            from rest (``v_reset``, or 0 for the soft reset). It may broadcast to that shape.
+        levels: ``K``, the number of levels of a multi-level unit (the input is shared by the levels);
+            ``None`` infers it like the reference does: ``v0.shape[0]`` when ``v0`` has one more
+            dimension than a time step, else 1.
+        k: leak — ``None`` (IF), a float, or a tensor per layer / per neuron / per level.
+        v_threshold: float or tensor (per layer, per neuron, per level ``[K, 1, ...]``).
+        v_reset: float (hard reset) or ``None`` (soft reset).
+        decay_input, detach_reset: as in :func:`snnedu.functional.charge` / ``reset_potential``.
+        surrogate: a :class:`~snnedu.functional.surrogate.Rectangular`, ``Sigmoid``, ``ATan`` or
+            ``Triangle`` instance (other classes raise :class:`NotImplementedError`).
+
+    Returns ``(spikes, v_last)``: spikes ``[T, B, *sample]`` (``[T, K, B, *sample]`` when ``levels > 1``)
+    in ``x_seq``'s dtype, and the potential after the last step ``[(K,) B, *sample]``. Gradients flow to
+    ``x_seq``, ``v0``, and to ``k`` / ``v_threshold`` when they are tensors requiring grad.
+    """
+    if triton is None:
+        raise RuntimeError("triton_multistep needs the triton package (pip install triton)")
+    if surrogate is None:
+        raise ValueError("triton_multistep needs a surrogate instance")
+    sg, sg_p = _surrogate_code(surrogate)
+    if x_seq.dim() < 2:
+        raise ValueError(f"x_seq must be [T, B, ...], got shape {list(x_seq.shape)}")
+    if x_seq.shape[0] == 0:
+        raise ValueError("x_seq has no time steps (T = 0)")
+    if x_seq.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise NotImplementedError(f"triton_multistep supports float32, float16 and bfloat16 inputs, "
+                                  f"got {x_seq.dtype}")
+    if not x_seq.is_cuda and not _interpret():
+        raise RuntimeError("triton_multistep needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors)")
+    step_shape = tuple(x_seq.shape[1:])
+    # the reference's output has a level axis exactly when v0 has one (v0 [K, B, *sample])
+    multi = v0 is not None and v0.dim() == x_seq.dim()
+    if levels is None:
+        levels = v0.shape[0] if multi else 1
+    K = int(levels)
+    if K < 1:
+        raise ValueError(f"levels must be >= 1, got {levels}")
+    multi = multi or K > 1
+    state_shape = (K, *step_shape)
+    if v0 is None:
+        v0 = x_seq.new_full(state_shape, 0.0 if v_reset is None else float(v_reset))
+    else:
+        if not multi:
+            v0 = v0.unsqueeze(0)
+        try:
+            v0 = v0.expand(state_shape)
+        except RuntimeError:
+            raise ValueError(f"v0 of shape {list(v0.shape)} does not fit the state "
+                             f"{list(state_shape if multi else step_shape)} of x_seq {list(x_seq.shape)}") from None
+    cfg = dict(levels=K, multi=multi, vr=0.0 if v_reset is None else float(v_reset), hard=v_reset is not None,
+               detach=bool(detach_reset), sg=sg, sg_p=sg_p,
+               charge=_CHARGE_IF if k is None else (_CHARGE_DECAY_INPUT if decay_input else _CHARGE_PLAIN))
+    spikes, v_last = TritonMultistep.apply(x_seq, v0, k, v_threshold, cfg)
+    if not multi:
+        return spikes.squeeze(1), v_last.squeeze(0)
+    return spikes, v_last
