@@ -21,8 +21,10 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
+from . import distributed as _dist
 from .base import reset
 from .errors import SnneduError
 from .losses import predict, rate_cross_entropy
@@ -97,6 +99,8 @@ def evaluate(model: nn.Module, loader, device=None, loss_fn: Callable = rate_cro
         total += y.shape[0]
     reset(model)
     model.train(was_training)
+    if _dist.is_distributed() and isinstance(getattr(loader, "sampler", None), DistributedSampler):
+        loss_sum, correct, total = _dist.all_reduce_sum([loss_sum, correct, total])  # each rank saw a share
     if total == 0:
         raise TrainingError("evaluate() got an empty loader")
     return {"loss": loss_sum / total, "acc": 100.0 * correct / total, "n": total}
@@ -175,16 +179,28 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
             firing rate, so it is checkpointed and resumed with the rest. Keep the values plain
             Python numbers or lists.
 
+    Distributed (``torchrun``, see :mod:`snnedu.distributed`): pass the model wrapped by
+    :func:`snnedu.distributed.wrap_ddp` and a loader from :func:`snnedu.distributed.distributed_loader`.
+    Every process trains on its share (the sampler's ``set_epoch`` is called each epoch); the epoch's
+    loss and accuracy are summed over all processes; only rank 0 prints, shows bars and writes the
+    checkpoint (the unwrapped model's state dict, loadable without DDP); ``device`` defaults to the
+    device the model is on, and ``seed`` is offset by the rank (different dropout masks per process).
+
     Example::
 
         >>> hist = fit(net, train_loader, test_loader, epochs=3, lr=1e-3, checkpoint="runs/mlp.pt")
         >>> hist['val_acc']
     """
+    ddp, main = _dist.is_distributed(), _dist.is_main_process()
+    if device is None and ddp:
+        device = next(model.parameters()).device  # each process's own GPU, chosen by init_distributed
     device = torch.device(device) if device is not None else default_device()
     amp = device.type == "cuda" if amp is None else bool(amp)
+    verbose, progress = verbose and main, progress and main
     if seed is not None:
-        seed_everything(seed)
+        seed_everything(seed + _dist.rank())
     model.to(device)
+    core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda"
                                   and not torch.cuda.is_bf16_supported())
@@ -193,7 +209,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
     if checkpoint is not None and resume and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, map_location=device)
         try:
-            model.load_state_dict(state["model"])
+            core.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:
             raise TrainingError(f"checkpoint {checkpoint} does not match this model/optimizer: {e}") from e
@@ -208,6 +224,9 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
             print(f"snnedu: resumed from {checkpoint} after epoch {start}/{epochs}")
 
     for epoch in range(start, epochs):
+        sampler = getattr(train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):  # DistributedSampler: a new shuffle every epoch
+            sampler.set_epoch(epoch)
         model.train()
         t0 = time.perf_counter()
         n, correct, loss_sum = 0, 0, 0.0
@@ -221,7 +240,10 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
                 loss = loss_fn(out.float(), y)
                 if regularizer is not None:
                     loss = loss + regularizer(model)
-            if not torch.isfinite(loss):
+            finite = bool(torch.isfinite(loss))
+            if ddp:  # all processes stop together, or the others would wait forever in backward
+                finite = _dist.all_reduce_sum([0.0 if finite else 1.0])[0] == 0
+            if not finite:
                 raise TrainingError(f"loss became {float(loss.detach())} at epoch {epoch + 1}, batch {i + 1}; "
                                     "lower the learning rate or check the input. The last checkpoint "
                                     "(if any) is untouched.")
@@ -238,6 +260,8 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
             correct += int((predict(out.detach()) == y).sum())
             bar.set_postfix(loss=f"{loss_sum / n:.4f}", acc=f"{100 * correct / n:.1f}%")
         reset(model)
+        if ddp:
+            n, correct, loss_sum = _dist.all_reduce_sum([n, correct, loss_sum])
         if scheduler is not None:
             scheduler.step()
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), "train_acc": 100.0 * correct / max(n, 1),
@@ -256,8 +280,8 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
             if val_loader is not None:
                 msg += f" | val loss {row['val_loss']:.4f} acc {row['val_acc']:.2f}%"
             print(msg)
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, epoch=epoch + 1, model=model.state_dict(),
+        if checkpoint is not None and main:
+            save_checkpoint(checkpoint, epoch=epoch + 1, model=core.state_dict(),
                             optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict() if scheduler is not None else None,
                             scaler=scaler.state_dict() if scaler.is_enabled() else None,
