@@ -1,6 +1,7 @@
 # snnedu — two entry points on a fresh machine:
 #   make book   create/reuse the virtual environment, install, build the Jupyter Book into _build/html
 #   make test   same environment; unit tests + every chapter under strict nbval
+#   make bench  speed/memory against SpikingJelly, snnTorch, Norse (benchmarks/README.md; BENCH_ARGS=--quick)
 #
 # The venv lives outside the clone, keyed by a hash of requirements.txt, so every clone (and CI)
 # on this machine reuses it. Override with `make test VENV=/path/to/venv`.
@@ -14,7 +15,7 @@ MATHJAX_VERSION := 3.2.2
 MATHJAX    := book/_static/mathjax/tex-chtml.js
 PYTEST_ARGS ?=
 
-.PHONY: all venv install test unit nbval book clean-book mathjax
+.PHONY: all venv install test unit nbval book clean-book mathjax bench bench-extra
 
 all: test
 
@@ -58,3 +59,20 @@ book: install $(MATHJAX)
 
 clean-book:
 	rm -rf _build
+
+# Benchmark peers (requirements-bench.txt): --no-deps into a directory of their own that only the
+# benchmark runner puts on sys.path, so the main venv stays exactly as requirements.txt says.
+BENCH_EXTRA ?= $(HOME)/.cache/snnedu/bench-extra
+BENCH_HASH  := $(shell sha256sum requirements-bench.txt | cut -c1-12)
+BENCH_STAMP := $(BENCH_EXTRA)/.snnedu-bench-installed-$(BENCH_HASH)
+BENCH_ARGS  ?=
+
+$(BENCH_STAMP): | venv
+	@echo "snnedu: installing the benchmark peers into $(BENCH_EXTRA)"
+	$(PY) -m pip install -qq --no-deps --upgrade --target $(BENCH_EXTRA) -r requirements-bench.txt
+	@touch $@
+
+bench-extra: $(BENCH_STAMP)
+
+bench: install $(BENCH_STAMP)
+	cd $(CURDIR) && SNNEDU_BENCH_EXTRA=$(BENCH_EXTRA) TQDM_DISABLE=1 $(PY) -m benchmarks.run $(BENCH_ARGS)

@@ -54,10 +54,12 @@ def positive_int(name: str, value, *, minimum: int = 1) -> int:
     return value
 
 
-def tensor_input(name: str, x, *, min_dim: int, layout: str, float_only: bool = True) -> torch.Tensor:
+def tensor_input(name: str, x, *, min_dim: int, layout: str, float_only: bool = True,
+                 finite: bool = True) -> torch.Tensor:
     """Check that ``x`` is a floating tensor of rank >= ``min_dim`` without NaN/inf.
 
     ``layout`` is the expected layout, written like ``"[T, B, ...]"``, and appears in the message.
+    ``finite=False`` leaves the NaN/inf scan to the caller (a fused kernel does it on the fly).
     """
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{name} expects a torch.Tensor shaped {layout}, got {type(x).__name__}")
@@ -72,13 +74,20 @@ def tensor_input(name: str, x, *, min_dim: int, layout: str, float_only: bool = 
                          "convert with x.float()")
     if min_dim >= 1 and x.shape[0] == 0:
         raise InputError(f"{name} got an empty time dimension (T = 0) in shape {list(x.shape)}")
-    check_finite(name, x)
+    if finite:
+        check_finite(name, x)
     return x
 
 
-def check_finite(name: str, x: torch.Tensor) -> None:
-    """Raise :class:`InputError` if ``x`` contains NaN or inf (skipped when checks are disabled)."""
-    if _CHECK_FINITE and x.is_floating_point() and x.numel() and not bool(torch.isfinite(x).all()):
+def checks_enabled() -> bool:
+    """Whether the NaN/inf scan of layer inputs is on (see :func:`set_input_checks`)."""
+    return _CHECK_FINITE
+
+
+def check_finite(name: str, x: torch.Tensor, known_bad: bool = False) -> None:
+    """Raise :class:`InputError` if ``x`` contains NaN or inf (skipped when checks are disabled).
+    ``known_bad=True``: the caller already found a non-finite value; only count them for the message."""
+    if _CHECK_FINITE and x.is_floating_point() and x.numel() and (known_bad or not bool(torch.isfinite(x).all())):
         n_nan = int(torch.isnan(x).sum())
         n_inf = int(torch.isinf(x).sum())
         raise InputError(f"{name} got non-finite input: {n_nan} NaN and {n_inf} inf values "

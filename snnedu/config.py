@@ -321,6 +321,7 @@ class _Limited:
     def __init__(self, loader, n: int):
         self.loader, self.n = loader, n
         self.generator = getattr(loader, "generator", None)
+        self.sampler = getattr(loader, "sampler", None)  # fit calls sampler.set_epoch (distributed runs)
 
     def __iter__(self):
         for i, batch in enumerate(self.loader):
@@ -353,37 +354,61 @@ def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_b
 
     ``epochs`` overrides ``train.epochs`` and ``max_batches`` cuts every epoch short (smoke tests).
     A rerun with the same ``out_dir`` resumes after the last finished epoch.
+
+    Under ``torchrun --nproc_per_node=N -m snnedu train CONFIG`` every process trains its share of
+    the training set (``data.batch_size`` per process) on its own GPU (gloo on CPU) with
+    DistributedDataParallel; rank 0 prepares the data first, and alone writes the checkpoint, the
+    TensorBoard logs and ``result.json``.
     """
+    import torch.distributed as dist
+
+    from . import distributed as D
     from .train import default_device, fit, seed_everything
 
+    owns_group = not (dist.is_available() and dist.is_initialized())
+    info = D.init_distributed(device=device)  # nothing happens unless launched by torchrun
+    owns_group = owns_group and info.distributed
+    main = D.is_main_process()
     run_dir = Path(out_dir) / cfg["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
+    if info.distributed:
+        device = info.device
     device = torch.device(device) if device is not None else default_device()
     t = cfg["train"]
     n_epochs = epochs or t["epochs"]
     seed_everything(t["seed"])
+    if not main:
+        D.barrier()  # rank 0 downloads / builds the frame cache first
     split, train_loader, test_loader = build_data(cfg)
+    if main:
+        D.barrier()
+    if info.distributed:
+        train_loader = D.distributed_loader(split.train, cfg["data"]["batch_size"], seed=t["seed"])
     if max_batches:
         train_loader, test_loader = _Limited(train_loader, max_batches), _Limited(test_loader, max_batches)
     model = build_model(cfg)
     x0 = next(iter(test_loader))[0]
     example = x0[:, :2] if cfg["data"]["dataset"] in DVS_DATASETS else x0[:2]  # event frames are [T, B, ...]
-    materialize(model, example)  # lazily shaped parameters, before the optimizer
+    materialize(model, example)  # lazily shaped parameters, before the optimizer (and DDP)
+    model = D.wrap_ddp(model, device)  # unchanged outside torchrun
     optimizer = _optimizer(cfg, model)
     scheduler = _scheduler(cfg, optimizer)
     regularizer = None
     if t["tau_lambda"] > 0:
         from .losses import TauVarianceRegularizer
         regularizer = TauVarianceRegularizer(lam=t["tau_lambda"])
-    writer, tb_log = _tensorboard(run_dir / "tb")
+    writer, tb_log = _tensorboard(run_dir / "tb") if main else (None, None)
     start = time.perf_counter()
     try:
         history = fit(model, train_loader, test_loader, epochs=n_epochs, optimizer=optimizer, scheduler=scheduler,
                       loss_fn=_loss(cfg), regularizer=regularizer, device=device, amp=t["amp"],
                       checkpoint=run_dir / "checkpoint.pt", resume=resume, seed=t["seed"], progress=progress,
-                      grad_clip=t["grad_clip"], callbacks=[tb_log])
+                      grad_clip=t["grad_clip"], callbacks=[tb_log] if main else [])
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
+        if owns_group:
+            D.cleanup()
     wall = time.perf_counter() - start
     best = history.best("val_acc")
     result = {
@@ -394,8 +419,11 @@ def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_b
         "amp": bool(device.type == "cuda" if t["amp"] is None else t["amp"]),
         "data": split.source, "offline_standin": split.offline_standin,
         "wall_time_s_this_run": round(wall, 2), "machine": platform.node(), "torch": torch.__version__,
+        "processes": info.world_size,
         "history": list(history), "config": cfg,
     }
+    if not main:
+        return result
     tmp = run_dir / f"result.json.tmp{os.getpid()}"
     tmp.write_text(json.dumps(result, indent=2, default=lambda o: None if isinstance(o, float) and math.isnan(o)
                               else str(o)))

@@ -34,7 +34,7 @@ import torch
 
 from . import functional as SF
 from . import kernels
-from ._checks import positive_int, real, tensor_input
+from ._checks import check_finite, positive_int, real, tensor_input
 from .base import StatefulModule
 from .decay import LearnableDecay
 from .errors import HyperParameterError, StateError
@@ -138,12 +138,16 @@ class BaseNeuron(StatefulModule):
 
         Runs on the fused backend :func:`snnedu.kernels.multistep` picks (a compiled loop on CPU, Triton
         kernels on CUDA, the reference loop with ``record=True``); all compute the same values."""
-        tensor_input(type(self).__name__, x_seq, min_dim=2, layout="[T, B, ...]")
+        name = type(self).__name__
+        tensor_input(name, x_seq, min_dim=2, layout="[T, B, ...]", finite=False)
         self.reset()
         sample = x_seq.shape[2:]
         self._prepare(sample)
-        spikes, _, trace = kernels.multistep(x_seq, self._rest(x_seq[0]), record=self.record,
-                                             **self._params(len(sample), x_seq))
+        params = self._params(len(sample), x_seq)
+        if kernels.chosen_backend(x_seq, self.surrogate, self.record) != "cpu":
+            check_finite(name, x_seq)      # the CPU kernel scans its input for NaN/inf itself, for free
+        spikes, _, trace = kernels.multistep(x_seq, self._rest(x_seq[0]), record=self.record, name=name,
+                                             **params)
         if trace is not None:
             self.h_seq, self.v_seq = trace[0].detach(), trace[1].detach()
         return self._from_levels(spikes, 1)

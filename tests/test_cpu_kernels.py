@@ -109,3 +109,20 @@ def test_inference_without_grad_matches():
         with kernels.use_backend("reference"):
             b = net(x)
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_non_finite_input_is_a_clear_error_on_every_backend(backend):
+    from snnedu.errors import InputError
+
+    x = torch.rand(4, 2, 300)
+    x[2, 1, 17] = float("nan")
+    x[3, 0, 5] = float("inf")
+    with kernels.use_backend(backend):
+        with pytest.raises(InputError, match="PLIF got non-finite input: 1 NaN and 1 inf"):
+            snnedu.PLIF()(x)
+        snnedu.set_input_checks(False)
+        try:
+            snnedu.PLIF()(x)          # checks off: no scan, no error
+        finally:
+            snnedu.set_input_checks(True)

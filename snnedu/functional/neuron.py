@@ -93,8 +93,9 @@ def neuron_multistep(x_seq: torch.Tensor, v: Optional[torch.Tensor] = None, *, r
     ``[T, B, ...]`` tensors: potential before and after reset at each step.
     """
     spikes, hs, vs = [], [], []
-    for t in range(x_seq.shape[0]):
-        s, v, h = neuron_step(x_seq[t], v, **params)
+    # unbind, not x_seq[t]: the backward of each index would build a zero tensor of the whole sequence
+    for x_t in x_seq.unbind(0):
+        s, v, h = neuron_step(x_t, v, **params)
         spikes.append(s)
         if record:
             hs.append(h)

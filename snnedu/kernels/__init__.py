@@ -95,12 +95,17 @@ def chosen_backend(x_seq: torch.Tensor, surrogate, record: bool = False) -> str:
     return _backend
 
 
-def multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, record: bool = False, **params):
+def multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, record: bool = False,
+              name: str = "neuron", **params):
     """Run a multi-step neuron like :func:`snnedu.functional.neuron_multistep` (same arguments and
-    results: ``(spikes, v_last, trace)``) on the backend :func:`chosen_backend` picks."""
+    results: ``(spikes, v_last, trace)``) on the backend :func:`chosen_backend` picks. On the CPU
+    backend a NaN/inf input raises :class:`snnedu.errors.InputError` naming ``name`` (the kernel scans
+    its input as it reads it); the other backends leave that check to the caller."""
     which = chosen_backend(x_seq, params["surrogate"], record)
     if which == "reference":
         return neuron_multistep(x_seq, v0, record=record, **params)
-    fn = cpu.cpu_multistep if which == "cpu" else _triton().triton_multistep
-    spikes, v_last = fn(x_seq, v0, **params)
+    if which == "cpu":
+        spikes, v_last = cpu.cpu_multistep(x_seq, v0, name=name, **params)
+    else:
+        spikes, v_last = _triton().triton_multistep(x_seq, v0, **params)
     return spikes, v_last, None
