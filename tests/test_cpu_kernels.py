@@ -126,3 +126,37 @@ def test_non_finite_input_is_a_clear_error_on_every_backend(backend):
             snnedu.PLIF()(x)          # checks off: no scan, no error
         finally:
             snnedu.set_input_checks(True)
+
+
+def test_time_broadcast_output_gradient_matches():
+    # out.sum() and out.mean(0)-based losses hand backward a gradient that is broadcast over time
+    torch.manual_seed(3)
+    x = torch.rand(9, 4, 33) * 2
+    for loss in (lambda o: o.sum(), lambda o: (o.mean(0) * torch.arange(33.0)).sum()):
+        grads = []
+        for backend in ("cpu", "reference"):
+            xx = x.clone().requires_grad_(True)
+            with kernels.use_backend(backend):
+                loss(snnedu.PLIF(per_neuron=True)(xx)).backward()
+            grads.append(xx.grad)
+        torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+def test_buffer_pool_reuses_only_dead_buffers():
+    from snnedu.kernels.cpu import _BufferPool
+
+    pool = _BufferPool(max_bytes=1 << 30)
+    pool.min_bytes = 1024
+    a = pool.empty(64, 8)
+    a.fill_(1.0)
+    ptr = a.data_ptr()
+    b = pool.empty(64, 8)                       # a is alive: b must be other memory
+    assert b.data_ptr() != ptr
+    view = a[3:]                                # a view keeps the buffer alive
+    del a
+    c = pool.empty(64, 8)
+    assert c.data_ptr() != ptr and view.sum() == 61 * 8
+    del view
+    d = pool.empty(64, 8)                       # now it is free and reused
+    assert d.data_ptr() == ptr
+    assert pool.empty(4, 4).data_ptr() not in (ptr, b.data_ptr())   # small requests bypass the pool

@@ -18,6 +18,8 @@ built-in surrogates. float16/bfloat16 inputs are computed in float32 and returne
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from typing import Optional
 
 import numpy as np
@@ -129,8 +131,8 @@ if numba is not None:
                     vlast[q, lo + i] = v[q, i]
 
     @njit(cache=True, parallel=True, fastmath=True)
-    def _backward(gs, gvl, x, v0, k, th, vr, mode, hard, detach, sg_kind, sg_p, N, need_k, need_th, bsize,
-                  gx, gv0, gk, gth):
+    def _backward(gs, gs_time, gvl, x, v0, k, th, vr, mode, hard, detach, sg_kind, sg_p, N, need_k, need_th,
+                  bsize, gx, gv0, gk, gth):
         T, J = x.shape
         K = v0.shape[0]
         nblk = (J + bsize - 1) // bsize
@@ -168,7 +170,7 @@ if numba is not None:
                 xt = x[t, lo:lo + n_el]
                 for q in range(K):
                     hq = hbuf[t, q]
-                    gsq = gs[t, q, lo:lo + n_el]
+                    gsq = gs[t if gs_time else 0, q, lo:lo + n_el]
                     hp = hbuf[t - 1, q] if t > 0 else hq
                     vq0 = v0[q, lo:lo + n_el]
                     gvq = gv[q]
@@ -224,6 +226,55 @@ if numba is not None:
                     gth[q, lo + i] = acc_th[q, i]
 
 
+class _BufferPool:
+    """Large float32 buffers kept for reuse, like PyTorch's CUDA caching allocator.
+
+    A fresh buffer larger than glibc's 32 MiB mmap threshold arrives as untouched pages, and the page
+    faults of its first write cost as much as the neuron kernel itself. Buffers handed out here come
+    back when the last tensor using them dies (a ``weakref.finalize`` on the numpy view that the tensor
+    holds), and the next request of the same size reuses them. At most ``max_bytes`` are kept.
+    """
+
+    min_bytes = 32 << 20
+
+    def __init__(self, max_bytes: int = 1 << 30):
+        self.max_bytes = max_bytes
+        self.free = {}          # nbytes -> [np.ndarray, ...]
+        self.kept = 0
+        self.lock = threading.Lock()
+
+    def empty(self, *shape: int) -> torch.Tensor:
+        n = math.prod(shape)
+        nbytes = n * 4
+        if nbytes < self.min_bytes:
+            return torch.empty(shape, dtype=torch.float32)
+        with self.lock:
+            stack = self.free.get(nbytes)
+            base = stack.pop() if stack else None
+            if base is not None:
+                self.kept -= nbytes
+        if base is None:
+            base = np.empty(n, dtype=np.float32)
+        view = base.view()
+        weakref.finalize(view, self._release, base)
+        return torch.from_numpy(view).view(shape)
+
+    def _release(self, base: np.ndarray) -> None:
+        with self.lock:
+            if self.kept + base.nbytes <= self.max_bytes:
+                self.free.setdefault(base.nbytes, []).append(base)
+                self.kept += base.nbytes
+
+    def clear(self) -> None:
+        """Give every kept buffer back to the system."""
+        with self.lock:
+            self.free.clear()
+            self.kept = 0
+
+
+_pool = _BufferPool()
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
@@ -245,7 +296,7 @@ class _CPUMultistep(torch.autograd.Function):
         v02 = v0.detach().reshape(lay.K, lay.J).to(torch.float32).contiguous()
         k_rows = param_rows(None if k_is_none else k_param, lay, "cpu")
         th_rows = param_rows(th_param, lay, "cpu")
-        spikes = torch.empty(lay.T, lay.K, lay.J, dtype=torch.float32)
+        spikes = _pool.empty(lay.T, lay.K, lay.J)
         vlast = torch.empty(lay.K, lay.J, dtype=torch.float32)
         bad = np.zeros((lay.J + _BLOCK - 1) // _BLOCK, dtype=np.int64)
         _set_threads()
@@ -266,17 +317,20 @@ class _CPUMultistep(torch.autograd.Function):
         x2, v02, k_rows, th_rows, k_param, th_param = ctx.saved_tensors
         lay, mode, vr, hard, detach, (sg_kind, sg_p), dtype = ctx.cfg
         need_k, need_th = bool(ctx.needs_input_grad[2]), bool(ctx.needs_input_grad[3])
-        gs = (torch.zeros(1, 1, 1).expand(lay.T, lay.K, lay.J) if g_spikes is None
-              else _contiguous_f32(g_spikes.reshape(lay.T, lay.K, lay.J)))
+        # a gradient that is the same at every step (of out.sum(), out.mean(0), ...) is broadcast over
+        # time: pass one step of it instead of materialising T copies
+        gs = torch.zeros(1, lay.K, lay.J) if g_spikes is None else g_spikes.reshape(lay.T, lay.K, lay.J)
+        gs_time = gs.shape[0] > 1 and gs.stride(0) != 0
+        gs = _contiguous_f32(gs if gs_time else gs[:1])
         gvl = (torch.zeros(lay.K, lay.J) if g_vlast is None
                else g_vlast.reshape(lay.K, lay.J).to(torch.float32).contiguous())
-        gx = torch.empty(lay.T, lay.J)
+        gx = _pool.empty(lay.T, lay.J)
         gv0 = torch.empty(lay.K, lay.J)
         gk = torch.empty(lay.K, lay.J)
         gth = torch.empty(lay.K, lay.J)
         bsize = max(16, min(_BLOCK, (1 << 18) // (lay.T * lay.K)))   # recompute buffer <= 1 MiB per block
         _set_threads()
-        _backward(_np(gs), _np(gvl), _np(x2), _np(v02), _np(k_rows), _np(th_rows), np.float32(vr),
+        _backward(_np(gs), gs_time, _np(gvl), _np(x2), _np(v02), _np(k_rows), _np(th_rows), np.float32(vr),
                   mode, hard, detach, sg_kind, np.float32(sg_p), lay.N, need_k, need_th, bsize,
                   _np(gx), _np(gv0), _np(gk), _np(gth))
         grad_x = gx.reshape(lay.T, lay.B, *lay.S).to(dtype)
