@@ -21,7 +21,12 @@ from .config import ConfigError, load_config, run_config
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m snnedu", description="snnedu experiments")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["benchmark"]:          # every further argument belongs to benchmarks/run.py
+        return _benchmark(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="python -m snnedu", description="snnedu: train paper configs, preprocess DVS data, benchmark.",
+        epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train one experiment config")
     tr.add_argument("config", help="YAML config file (see configs/)")
@@ -46,6 +51,8 @@ def main(argv=None) -> int:
     pp.add_argument("--split", choices=("train", "test", "both"), default="both")
     pp.add_argument("--rebuild", action="store_true", help="discard an existing cache first")
     pp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bm = sub.add_parser("benchmark", help="time snnedu against SpikingJelly, snnTorch, Norse (from a clone)")
+    bm.add_argument("args", nargs="*", help="arguments of benchmarks/run.py, e.g. --quick (see its --help)")
     args = parser.parse_args(argv)
 
     if args.command == "preprocess":
@@ -81,6 +88,32 @@ def main(argv=None) -> int:
     print(json.dumps(summary, indent=2))
     print(f"snnedu: result written to {args.out}/{cfg['name']}/result.json")
     return 0
+
+
+_EXAMPLES = """examples:
+  python -m snnedu train configs/plif_mnist.yaml                       # a paper setting (CUDA when present)
+  python -m snnedu train configs/pmlf_resnet20_cifar10.yaml --epochs 1 --max-batches 5 --device cpu
+  python -m snnedu check configs/*.yaml                                # validate configs only
+  python -m snnedu preprocess dvs128-gesture --root DATA --T 20 --split-by number
+  python -m snnedu preprocess cifar10-dvs --root DATA --T 10 --size 48
+  python -m snnedu benchmark --quick                                   # from a clone of the repository
+  torchrun --nproc_per_node=2 -m snnedu train CONFIG                   # several GPUs (DDP)
+"""
+
+
+def _benchmark(argv) -> int:
+    """Run ``benchmarks/run.py`` of the repository this package was installed from (editable install)."""
+    import importlib
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    if not (repo / "benchmarks" / "run.py").exists():
+        print("snnedu: the benchmarks live in the repository (benchmarks/run.py); run this from a clone "
+              "installed with `make install` or `pip install -e .`", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(repo))
+    run = importlib.import_module("benchmarks.run")
+    return int(run.main(list(argv)) or 0)
 
 
 def _preprocess(args) -> int:

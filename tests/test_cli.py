@@ -100,3 +100,10 @@ def test_module_entry_point_runs(tmp_path):
     path = _small_cfg(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "snnedu", "check", str(path)], capture_output=True, text=True)
     assert proc.returncode == 0 and "ok (tiny)" in proc.stdout
+
+
+def test_help_lists_commands_with_examples():
+    r = subprocess.run([sys.executable, "-m", "snnedu", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    for word in ("train", "check", "preprocess", "benchmark", "examples:", "torchrun"):
+        assert word in r.stdout
