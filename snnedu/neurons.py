@@ -34,7 +34,7 @@ import torch
 
 from . import functional as SF
 from . import kernels
-from ._checks import check_finite, positive_int, real, tensor_input
+from ._checks import positive_int, real, tensor_input
 from .base import StatefulModule
 from .decay import LearnableDecay
 from .errors import HyperParameterError, StateError
@@ -143,11 +143,9 @@ class BaseNeuron(StatefulModule):
         self.reset()
         sample = x_seq.shape[2:]
         self._prepare(sample)
-        params = self._params(len(sample), x_seq)
-        if kernels.chosen_backend(x_seq, self.surrogate, self.record) != "cpu":
-            check_finite(name, x_seq)      # the CPU kernel scans its input for NaN/inf itself, for free
+        # kernels.multistep also scans x_seq for NaN/inf (inside the kernel on the CPU backend)
         spikes, _, trace = kernels.multistep(x_seq, self._rest(x_seq[0]), record=self.record, name=name,
-                                             **params)
+                                             **self._params(len(sample), x_seq))
         if trace is not None:
             self.h_seq, self.v_seq = trace[0].detach(), trace[1].detach()
         return self._from_levels(spikes, 1)

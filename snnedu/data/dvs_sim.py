@@ -405,6 +405,16 @@ def _reusable(folder: Path, wanted: Dict, files: Sequence[Path]) -> Optional[dic
     return marker
 
 
+def _reuse(folder: Path, wanted: Dict, files: Sequence[Path], what: str) -> bool:
+    """True (after saying so in one line) when ``folder`` already holds this complete stand-in."""
+    marker = _reusable(folder, wanted, files)
+    if marker is None:
+        return False
+    print(f"snnedu data: reusing {wanted['source']}: {what}, {marker.get('n_events', 0):,} events "
+          f"(seed {wanted['seed']}) in {folder}")
+    return True
+
+
 def _start_writing(folder: Path, source: str, own_files: Sequence[Path]) -> None:
     """Claim ``folder`` for a (re)generation: refuse foreign data, mark it partial, drop our old files."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -526,10 +536,7 @@ def write_gesture_standin(root, *, n_train_users: int = 4, n_test_users: int = 2
               "repeats": repeats, "size": size, "format_version": _FORMAT_VERSION}
     what = (f"{len(recordings)} recordings ({n_train_users} train / {n_test_users} test users x "
             f"{len(lightings)} lightings), {len(recordings) * 11 * repeats} gestures")
-    marker = _reusable(folder, wanted, files)
-    if marker is not None:
-        print(f"snnedu data: reusing {GESTURE_STANDIN_SOURCE}: {what}, {marker.get('n_events', 0):,} events "
-              f"(seed {seed}) in {folder}")
+    if _reuse(folder, wanted, files, what):
         return folder
 
     start = time.perf_counter()
@@ -645,10 +652,7 @@ def write_cifar10dvs_standin(root, *, n_per_class: int = 40, size: int = 128, se
               "generator": "snnedu.data.dvs_sim.write_cifar10dvs_standin", "seed": seed,
               "n_per_class": n_per_class, "size": size, "format_version": _FORMAT_VERSION}
     what = f"{len(files)} recordings ({len(classes)} classes x {n_per_class})"
-    marker = _reusable(folder, wanted, files)
-    if marker is not None:
-        print(f"snnedu data: reusing {CIFAR10DVS_STANDIN_SOURCE}: {what}, {marker.get('n_events', 0):,} events "
-              f"(seed {seed}) in {folder}")
+    if _reuse(folder, wanted, files, what):
         return folder
 
     start = time.perf_counter()

@@ -22,6 +22,7 @@ from typing import Optional
 
 import torch
 
+from .._checks import check_finite
 from ..errors import HyperParameterError
 from ..functional.neuron import neuron_multistep
 from . import cpu
@@ -98,10 +99,12 @@ def chosen_backend(x_seq: torch.Tensor, surrogate, record: bool = False) -> str:
 def multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, record: bool = False,
               name: str = "neuron", **params):
     """Run a multi-step neuron like :func:`snnedu.functional.neuron_multistep` (same arguments and
-    results: ``(spikes, v_last, trace)``) on the backend :func:`chosen_backend` picks. On the CPU
-    backend a NaN/inf input raises :class:`snnedu.errors.InputError` naming ``name`` (the kernel scans
-    its input as it reads it); the other backends leave that check to the caller."""
+    results: ``(spikes, v_last, trace)``) on the backend :func:`chosen_backend` picks. A NaN/inf input
+    raises :class:`snnedu.errors.InputError` naming ``name`` (unless input checks are off); the CPU
+    kernel finds them as it reads its input, the other backends scan it first."""
     which = chosen_backend(x_seq, params["surrogate"], record)
+    if which != "cpu":
+        check_finite(name, x_seq)
     if which == "reference":
         return neuron_multistep(x_seq, v0, record=record, **params)
     if which == "cpu":
