@@ -1,6 +1,7 @@
 # snnedu — two entry points on a fresh machine:
 #   make book   create/reuse the virtual environment, install, build the Jupyter Book into _build/html
-#   make test   same environment; unit tests + every chapter under strict nbval
+#   make test   same environment; unit tests + every chapter under strict nbval + the book in headless
+#               Chromium (tests/test_book_browser.py; skipped with a reason where Chromium is absent)
 #   make bench  speed/memory against SpikingJelly, snnTorch, Norse (benchmarks/README.md; BENCH_ARGS=--quick)
 #
 # The venv lives outside the clone, keyed by a hash of requirements.txt, so every clone (and CI)
@@ -36,7 +37,8 @@ install: venv
 	@$(PY) -m pip install -qq --no-deps --no-build-isolation -e .
 
 # Tests: one pytest run (unit tests + notebooks under strict nbval) so its summary is the last line.
-test: install
+# MathJax is fetched first: tests/test_book_browser.py builds the book and checks its math renders.
+test: install $(MATHJAX)
 	cd $(CURDIR) && TQDM_DISABLE=1 $(PY) -m pytest tests notebooks --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
 
