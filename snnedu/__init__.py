@@ -10,6 +10,7 @@ from .base import StatefulModule, materialize, reset
 from .data import (DataSplit, load_cifar10, load_cifar10_dvs, load_dvs128_gesture, load_mnist, make_loaders,
                    synthetic_cifar10, take_per_class)
 from .decay import LearnableDecay, decay_parameters
+from .determinism import deterministic, set_deterministic
 from .encoding import (DirectEncoder, LatencyEncoder, PoissonEncoder, direct_encode, latency_encode,
                        poisson_encode)
 from .errors import DataError, HyperParameterError, InputError, SnneduError, StateError
@@ -42,4 +43,5 @@ __all__ = [
     "SpikingBasicBlock", "SpikingResNet", "resnet14", "resnet19", "resnet20", "SeqDropout", "PerStepBatchNorm",
     "PLIFStaticNet", "PLIFDVSNet", "load_cifar10", "synthetic_cifar10", "materialize", "load_dvs128_gesture",
     "load_cifar10_dvs",
+    "set_deterministic", "deterministic",
 ]

@@ -47,10 +47,13 @@ def real(name: str, value, *, low=None, high=None, low_open=False, high_open=Fal
     return value
 
 
-def positive_int(name: str, value, *, minimum: int = 1) -> int:
-    """Validate an integer hyper-parameter (e.g. ``T``, ``K``) that must be ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise HyperParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
+def positive_int(name: str, value, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """Validate an integer hyper-parameter (e.g. ``T``, ``K``) that must be ``>= minimum`` (and
+    ``<= maximum`` when given)."""
+    if (isinstance(value, bool) or not isinstance(value, int) or value < minimum
+            or (maximum is not None and value > maximum)):
+        allowed = f">= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
+        raise HyperParameterError(f"{name} must be an integer {allowed}, got {value!r}")
     return value
 
 
@@ -58,21 +61,24 @@ def tensor_input(name: str, x, *, min_dim: int, layout: str, float_only: bool = 
                  finite: bool = True) -> torch.Tensor:
     """Check that ``x`` is a floating tensor of rank >= ``min_dim`` without NaN/inf.
 
-    ``layout`` is the expected layout, written like ``"[T, B, ...]"``, and appears in the message.
+    ``layout`` is the expected layout, written like ``"[T, B, ...]"``, and appears in the message; a
+    time-first layout (``"[T, ..."``) also rejects an empty time axis ``T = 0``.
     ``finite=False`` leaves the NaN/inf scan to the caller (a fused kernel does it on the fly).
     """
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{name} expects a torch.Tensor shaped {layout}, got {type(x).__name__}")
+    time_first = layout.startswith("[T")
     if x.dim() < min_dim:
-        raise InputError(
-            f"{name} expects a tensor shaped {layout} (at least {min_dim} dims, time first), "
-            f"got shape {list(x.shape)}. Multi-step layers take the whole sequence [T, B, ...]; "
-            "to feed a static batch [B, ...], encode it first (e.g. snnedu.DirectEncoder(T)) "
-            "or use the neuron's .step() for one time step.")
+        hint = (" (time first). Multi-step layers take the whole sequence [T, B, ...]; "
+                "to feed a static batch [B, ...], encode it first (e.g. snnedu.DirectEncoder(T)) "
+                "or use the neuron's .step() for one time step." if time_first else ".")
+        raise InputError(f"{name} expects a tensor shaped {layout} (at least {min_dim} dims), "
+                         f"got shape {list(x.shape)}{hint}")
     if float_only and not x.is_floating_point():
         raise InputError(f"{name} expects a floating-point tensor, got dtype {x.dtype}; "
                          "convert with x.float()")
-    if min_dim >= 1 and x.shape[0] == 0:
+    if time_first and min_dim >= 1 and x.shape[0] == 0:
+        # an empty batch (B = 0) is fine: the output is empty too; an empty time axis is not
         raise InputError(f"{name} got an empty time dimension (T = 0) in shape {list(x.shape)}")
     if finite:
         check_finite(name, x)

@@ -8,6 +8,8 @@ single-step use (``layer.step(x_t)``) keeps state until :func:`reset` is called.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn as nn
 
@@ -15,10 +17,39 @@ __all__ = ["StatefulModule", "reset", "materialize"]
 
 
 class StatefulModule(nn.Module):
-    """An ``nn.Module`` with per-sequence state. Subclasses implement :meth:`reset`."""
+    """An ``nn.Module`` with per-sequence state. Subclasses implement :meth:`reset` and name their state
+    tensors in ``_state_attrs``.
+
+    The state is not part of ``state_dict`` (it is not a parameter or buffer), but it follows the
+    module: ``module.to(device / dtype)``, ``.double()``, ``.cuda()`` ... convert it like the
+    parameters, so a sequence driven step by step can continue after a move; ``copy.deepcopy``
+    copies it detached from the autograd graph (a graph cannot be shared).
+    """
+
+    _state_attrs: tuple = ()
 
     def reset(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _apply(self, fn, *args, **kwargs):
+        out = super()._apply(fn, *args, **kwargs)
+        for name in self._state_attrs:
+            t = self.__dict__.get(name)
+            if isinstance(t, torch.Tensor):
+                self.__dict__[name] = fn(t)
+        return out
+
+    def __deepcopy__(self, memo):
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            if key in self._state_attrs and isinstance(value, torch.Tensor):
+                value = value.detach().clone()
+            else:
+                value = copy.deepcopy(value, memo)
+            new.__dict__[key] = value
+        return new
 
 
 def reset(model: nn.Module) -> nn.Module:

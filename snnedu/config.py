@@ -49,6 +49,7 @@ class F:
     def __init__(self, types, default=REQUIRED, choices=None, low=None, low_open=False, doc=""):
         self.types = types if isinstance(types, tuple) else (types,)
         self.default, self.choices, self.low, self.low_open, self.doc = default, choices, low, low_open, doc
+        # a list-valued field (channels, hidden) holds ints, each checked against ``low``
 
 
 NEURONS = {"IF", "LIF", "LIF.stbp", "PLIF", "MLF", "PMLF", "PMLF3"}
@@ -83,8 +84,8 @@ SCHEMA = {
         "arch": F(str, choices=ARCHS),
         "neuron": {"type": F(str, choices=NEURONS), "*": "neuron keyword arguments"},
         "v_threshold": F((int, float), 1.0, low=0.0, low_open=True),
-        "channels": F((list, int, type(None)), None),
-        "hidden": F((list, int, type(None)), None),
+        "channels": F((list, int, type(None)), None, low=1),
+        "hidden": F((list, int, type(None)), None, low=1),
         "ds": F(bool, True),
         "share_neuron": F(bool, False),
         "n_classes": F(int, 10, low=2),
@@ -113,13 +114,14 @@ SCHEMA = {
 
 def _validate(raw: Any, schema: dict, where: str) -> dict:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping of fields, got {type(raw).__name__}")
+        raise ConfigError(f"{where.rstrip('.') or 'config'}: expected a mapping of fields, got {type(raw).__name__}")
     out = {}
     free = "*" in schema
     for key in raw:
         if key not in schema and not free:
             allowed = ", ".join(sorted(k for k in schema if k != "*"))
-            raise ConfigError(f"{where}{key}: unknown field; allowed here: {allowed}")
+            shown = key if isinstance(key, str) and re.fullmatch(r"[A-Za-z_]\w*", key) else repr(key)
+            raise ConfigError(f"{where}{shown}: unknown field; allowed here: {allowed}")
     for key, spec in schema.items():
         if key == "*":
             continue
@@ -136,7 +138,11 @@ def _validate(raw: Any, schema: dict, where: str) -> dict:
         if isinstance(value, bool) and bool not in spec.types:
             ok = False
         elif isinstance(value, int) and not isinstance(value, bool) and float in spec.types:
-            ok, value = True, float(value)
+            try:
+                ok, value = True, float(value)
+            except OverflowError:
+                raise ConfigError(f"{path}: must be a finite number, got an integer with "
+                                  f"{value.bit_length()} bits") from None
         else:
             ok = isinstance(value, spec.types)
         if not ok:
@@ -145,8 +151,17 @@ def _validate(raw: Any, schema: dict, where: str) -> dict:
         if spec.choices is not None and value not in spec.choices:
             raise ConfigError(f"{path}: unknown value {value!r}; allowed: "
                               f"{', '.join(sorted(map(str, spec.choices)))}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{path}: must be a finite number, got {value!r}")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            raise ConfigError(f"{path}: integer too large ({value.bit_length()} bits; at most 63)")
+        if isinstance(value, list):
+            bad = [v for v in value if isinstance(v, bool) or not isinstance(v, int)
+                   or (spec.low is not None and v < spec.low)]
+            if bad or not value:
+                raise ConfigError(f"{path}: expected a non-empty list of integers >= {spec.low:g}, got {value!r}")
         if spec.low is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
-            if value < spec.low or (spec.low_open and value == spec.low) or value != value:
+            if value < spec.low or (spec.low_open and value == spec.low):
                 raise ConfigError(f"{path}: must be {'>' if spec.low_open else '>='} {spec.low:g}, got {value!r}")
         out[key] = value
     if free:
@@ -164,10 +179,15 @@ def validate_config(raw: Any) -> dict:
         m = re.search(r"unexpected keyword argument '(\w+)'", str(e))
         if m:
             raise ConfigError(f"model.neuron.{m.group(1)}: not a parameter of {cfg['model']['neuron']['type']}") from None
-        raise ConfigError(f"model.neuron: {e}") from None
-    except SnneduError as e:
-        raise ConfigError(f"model.neuron: {e}") from None
+        raise ConfigError(f"model.neuron: {_one_line(e)}") from None
+    except (SnneduError, ValueError, OverflowError) as e:
+        raise ConfigError(f"model.neuron: {_one_line(e)}") from None
     return cfg
+
+
+def _one_line(e: Exception) -> str:
+    text = " ".join(str(e).split())
+    return text or type(e).__name__
 
 
 def load_config(path) -> dict:
@@ -176,11 +196,18 @@ def load_config(path) -> dict:
 
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text file (byte {e.start} is not UTF-8)") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise ConfigError(f"{path}: not valid YAML ({first.strip()})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
     return validate_config(raw)
 
 
@@ -333,6 +360,21 @@ class _Limited:
         return min(self.n, len(self.loader))
 
 
+def _spread_subset(loader, n_batches: int):
+    """A loader over ``n_batches`` test batches whose samples are spread evenly over the whole test set.
+
+    Smoke runs (``max_batches``) evaluate on a few batches; the first few of a class-sorted test set
+    (the MNIST subset, the DVS stand-ins) would all be one class and give 0 % or 100 %. Evenly spaced
+    indices cover every class in proportion."""
+    from torch.utils.data import DataLoader, Subset
+
+    ds = loader.dataset
+    n = min(len(ds), n_batches * loader.batch_size)
+    idx = torch.linspace(0, len(ds) - 1, n).round().long().unique().tolist()
+    return DataLoader(Subset(ds, idx), batch_size=loader.batch_size, shuffle=False,
+                      collate_fn=loader.collate_fn, num_workers=loader.num_workers)
+
+
 def _tensorboard(log_dir: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -385,7 +427,7 @@ def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_b
     if info.distributed:
         train_loader = D.distributed_loader(split.train, cfg["data"]["batch_size"], seed=t["seed"])
     if max_batches:
-        train_loader, test_loader = _Limited(train_loader, max_batches), _Limited(test_loader, max_batches)
+        train_loader, test_loader = _Limited(train_loader, max_batches), _spread_subset(test_loader, max_batches)
     model = build_model(cfg)
     x0 = next(iter(test_loader))[0]
     example = x0[:, :2] if cfg["data"]["dataset"] in DVS_DATASETS else x0[:2]  # event frames are [T, B, ...]
@@ -415,6 +457,7 @@ def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_b
         "name": cfg["name"], "source": cfg["source"],
         "final_test_acc": history[-1]["val_acc"], "best_test_acc": best["val_acc"], "best_epoch": best["epoch"],
         "epochs": len(history), "epochs_configured": t["epochs"], "max_batches_per_epoch": max_batches,
+        "test_samples": len(test_loader.dataset) if hasattr(test_loader, "dataset") else None,
         "device": str(device) if device.type != "cuda" else f"cuda ({torch.cuda.get_device_name(device)})",
         "amp": bool(device.type == "cuda" if t["amp"] is None else t["amp"]),
         "data": split.source, "offline_standin": split.offline_standin,

@@ -43,9 +43,9 @@ def decay_to_w(decay: float) -> float:
 def shifted_lognormal_params(tau_mean: float, tau_std: float):
     """``(mu_log, sigma_log)`` of ``log(tau - 1)`` for a shifted log-normal tau with the given mean/std."""
     m = tau_mean - 1.0
-    mu_log = math.log(m * m / math.sqrt(tau_std ** 2 + m * m))
-    sigma_log = math.sqrt(math.log(1.0 + tau_std ** 2 / (m * m)))
-    return mu_log, sigma_log
+    r = tau_std / m  # in log space: no overflow of tau_std ** 2 or m * m for extreme arguments
+    var_log = math.log1p(r * r) if r < 1e150 else 2.0 * math.log(r)
+    return math.log(m) - 0.5 * var_log, math.sqrt(var_log)
 
 
 class LearnableDecay(NeuronParameter):
@@ -98,6 +98,9 @@ class LearnableDecay(NeuronParameter):
             raise HyperParameterError("tau_std (log-normal per-neuron init) is defined for form='inv_tau' only")
         if self.tau_std > 0 and not (per_neuron or shape):
             raise HyperParameterError("tau_std > 0 needs per-neuron time constants (per_neuron=True or a shape)")
+        if self.tau_std > 0 and not all(abs(v) < 1e30 for v in shifted_lognormal_params(self.tau_init, self.tau_std)):
+            raise HyperParameterError(f"tau_init = {self.tau_init} with tau_std = {self.tau_std} gives a log-normal "
+                                      "spread that float32 cannot hold; use a smaller tau_std")
         super().__init__(per_neuron=per_neuron, shape=shape, levels=levels)
 
     def _init_values(self) -> None:
@@ -111,7 +114,7 @@ class LearnableDecay(NeuronParameter):
     # -- views -----------------------------------------------------------------------------------------
     @property
     def k(self) -> torch.Tensor:
-        """Leak per step in (0, 1): ``sigmoid(w)`` (inv_tau) or ``1 - sigmoid(w)`` (decay)."""
+        """Leak per step, in (0, 1) -- ``sigmoid(w)`` (inv_tau) or ``1 - sigmoid(w)`` (decay)."""
         return torch.sigmoid(self.w if self.form == "inv_tau" else -self.w)
 
     @property

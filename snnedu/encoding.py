@@ -26,6 +26,8 @@ __all__ = ["poisson_encode", "direct_encode", "latency_encode",
 
 
 def _check_unit_interval(name: str, x: torch.Tensor) -> None:
+    if x.numel() == 0:  # an empty batch encodes to an empty sequence
+        return
     lo, hi = float(x.min()), float(x.max())
     if lo < 0.0 or hi > 1.0:
         raise InputError(f"{name} expects intensities in [0, 1] (e.g. ToTensor() images, not normalised "
@@ -51,9 +53,13 @@ def direct_encode(x: torch.Tensor, T: int) -> torch.Tensor:
 def latency_encode(x: torch.Tensor, T: int, threshold: float = 0.0) -> torch.Tensor:
     """One spike per pixel at step ``round((1 - x) * (T - 1))``; ``x <= threshold`` never spikes."""
     T = positive_int("T", T)
+    threshold = real("threshold", threshold, low=0.0, high=1.0)
     tensor_input("LatencyEncoder", x, min_dim=1, layout="[B, ...]")
     _check_unit_interval("LatencyEncoder", x)
-    t_spike = torch.round((1.0 - x) * (T - 1)).long()
+    # half precision cannot hold (1 - x) * (T - 1) for long sequences (inf above 65504 in float16,
+    # 8 significant bits in bfloat16): compute the spike step in float32 there
+    xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    t_spike = torch.round((1.0 - xf) * (T - 1)).long()
     steps = torch.arange(T, device=x.device).view(T, *([1] * x.dim()))
     return ((steps == t_spike.unsqueeze(0)) & (x > threshold).unsqueeze(0)).to(x.dtype)
 

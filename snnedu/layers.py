@@ -226,6 +226,8 @@ class SeqDropout(StatefulModule):
         >>> bool((y == y[0]).all())                  # True
     """
 
+    _state_attrs = ("mask",)
+
     def __init__(self, p: float = 0.5):
         super().__init__()
         self.p = real("p", p, low=0.0, high=1.0, high_open=True,

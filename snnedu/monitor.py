@@ -91,7 +91,8 @@ class Monitor:
         coverage: also measure surrogate-gradient coverage (turns ``record`` on in the neurons while
             attached; restored on :meth:`detach`).
 
-    Use as a context manager (hooks removed on exit) or call :meth:`attach` / :meth:`detach`.
+    Use as a context manager (hooks removed on exit, also when the block raises) or call
+    :meth:`attach` / :meth:`detach` (alias :meth:`close`).
     Only multi-step calls (``neuron(x_seq)``) are observed, not ``neuron.step``.
     """
 
@@ -135,6 +136,10 @@ class Monitor:
                 m.h_seq = m.v_seq = None
         self._saved_record = {}
         return self
+
+    def close(self) -> "Monitor":
+        """Same as :meth:`detach`: remove every hook (the statistics stay readable). Safe to call twice."""
+        return self.detach()
 
     def __enter__(self) -> "Monitor":
         return self.attach()

@@ -23,6 +23,7 @@ a time step ``[B, *sample]`` (or ``[K, B, *sample]`` for multi-level units).
 """
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Optional, Sequence
 
 import torch
@@ -42,7 +43,11 @@ class NeuronParameter(nn.Module):
     def __init__(self, per_neuron: bool = False, shape: Optional[Sequence[int]] = None,
                  levels: Optional[int] = None):
         super().__init__()
-        shape = None if shape is None else tuple(int(s) for s in shape)
+        if shape is not None:
+            if not isinstance(shape, (tuple, list, torch.Size)) or not all(
+                    isinstance(s, Integral) and not isinstance(s, bool) for s in shape):
+                raise HyperParameterError(f"shape must be a tuple of positive ints, e.g. (128,), got {shape!r}")
+            shape = tuple(int(s) for s in shape)
         if shape is not None and any(s < 1 for s in shape):
             raise HyperParameterError(f"shape must contain positive sizes, got {shape}")
         self.per_neuron = bool(per_neuron) or bool(shape)

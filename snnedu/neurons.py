@@ -55,6 +55,7 @@ class BaseNeuron(StatefulModule):
 
     levels = 1
     level_spacing = 0.0
+    _state_attrs = ("v", "h_seq", "v_seq")
 
     def __init__(self, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0, surrogate="atan",
                  detach_reset: bool = False, record: bool = False, learn_threshold=False,
@@ -162,7 +163,7 @@ class BaseNeuron(StatefulModule):
         self._prepare(sample)
         v = self._rest(x) if self.v is None else self.v
         s, self.v, _ = SF.neuron_step(x, v, **self._params(len(sample), x))
-        return self._from_levels(s, 0)
+        return self._from_levels(s, 0).to(x.dtype)  # per-neuron float32 parameters must not promote x
 
     def reset(self) -> None:
         """Forget the membrane potential and recorded traces."""
@@ -350,7 +351,7 @@ class MLF(BaseNeuron):
     def __init__(self, K: int = 3, v_threshold: float = 0.6, a: float = 1.0, decay: float = 0.25,
                  v_reset: Optional[float] = 0.0, surrogate=None, detach_reset: bool = False,
                  record: bool = False, **threshold_options):
-        self_K = positive_int("K (number of levels)", K)
+        self_K = positive_int("K (number of levels)", K, maximum=256)  # the papers use 3
         a = real("a (surrogate width and threshold spacing)", a, low=0.0, low_open=True)
         surrogate = SF.Rectangular(a) if surrogate is None else surrogate
         super().__init__(v_threshold, v_reset, surrogate, detach_reset, record, **threshold_options)

@@ -12,6 +12,7 @@ Checkpoints are loaded with ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
+import glob
 import os
 import random
 import time
@@ -25,6 +26,7 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from . import distributed as _dist
+from ._io import atomic_write
 from .base import reset
 from .errors import SnneduError
 from .losses import predict, rate_cross_entropy
@@ -135,15 +137,31 @@ def _set_rng_state(state: dict, loader) -> None:
 
 
 def save_checkpoint(path, **state) -> None:
-    """``torch.save(state)`` to ``path`` atomically (write ``path.tmp``, fsync, rename)."""
+    """``torch.save(state)`` to ``path`` atomically (write ``path.tmp<pid>``, fsync, rename).
+
+    A write that fails removes its temporary file; temporaries left by writers that were killed (their
+    process is gone) are removed after the next successful write."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(state, f), tmp=path.with_name(path.name + f".tmp{os.getpid()}"))
+    _remove_stale_temporaries(path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, it is someone else's
+        return True
+    return True
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    prefix = path.name + ".tmp"
+    for f in path.parent.glob(glob.escape(prefix) + "*"):
+        pid = f.name[len(prefix):]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            f.unlink(missing_ok=True)
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:

@@ -19,18 +19,22 @@ dataset's authors (and SpikingJelly) do: ``x_raw = (a & 0xFE) >> 1``, ``y_raw = 
 ``p = 1 - p_raw``. A wrapped 32-bit time stamp is unwrapped.
 
 A truncated or corrupt file raises :class:`AedatError` naming the file and the byte offset; a reader
-never returns a silently shortened recording.
+never returns a silently shortened recording. (One limit of both formats: they store no event count,
+so a file cut exactly between two AEDAT 3.1 packets, or between two AEDAT 2.0 events, reads as the
+shorter recording it then is.) Corruption that leaves the structure intact is caught where the
+format allows it: a negative AEDAT 3.1 time stamp, or coordinates outside ``sensor_size``.
 """
 from __future__ import annotations
 
 import csv
-import os
+import io
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import DataError
+from .._io import atomic_write
+from ..errors import DataError, HyperParameterError
 from .events import EVENT_DTYPE, check_events, make_events
 
 __all__ = ["AedatError", "read_aedat31", "write_aedat31", "read_aedat20", "write_aedat20",
@@ -52,19 +56,7 @@ def atomic_write_bytes(path, data: bytes, durable: bool = True) -> None:
     """Write ``data`` to ``path`` through a temporary file and ``os.replace``: readers see either the
     old file or the whole new one, never a half-written file. ``durable=False`` skips the ``fsync``
     (still all-or-nothing, but a power cut may lose the file): for data that can be regenerated."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda f: f.write(data), durable=durable)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -91,8 +83,30 @@ def _header_end_31(path: Path, raw: bytes) -> int:
     return nl + 1
 
 
-def read_aedat31(path) -> np.ndarray:
-    """Polarity events of an AEDAT 3.1 file as an :data:`EVENT_DTYPE` array sorted by time (µs)."""
+def _sensor_hw(sensor_size) -> Tuple[int, int]:
+    hw = (sensor_size, sensor_size) if not isinstance(sensor_size, (tuple, list)) else tuple(sensor_size)
+    if len(hw) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+                               for v in hw):
+        raise HyperParameterError(f"sensor_size must be a positive int or (height, width), got {sensor_size!r}")
+    return int(hw[0]), int(hw[1])
+
+
+def _check_coordinates(path: Path, events: np.ndarray, sensor_size) -> np.ndarray:
+    h, w = sensor_size
+    bad = np.flatnonzero((events["x"] >= w) | (events["y"] >= h))
+    if bad.size:
+        e = events[bad[0]]
+        raise AedatError(f"{path}: {bad.size} events lie outside the {h}x{w} sensor (corrupt file?), "
+                         f"e.g. x={int(e['x'])}, y={int(e['y'])} at t={int(e['t'])} µs")
+    return events
+
+
+def read_aedat31(path, sensor_size=None) -> np.ndarray:
+    """Polarity events of an AEDAT 3.1 file as an :data:`EVENT_DTYPE` array sorted by time (µs).
+
+    ``sensor_size`` (an int or ``(H, W)``, e.g. 128 for DVS128 Gesture): when given, an event outside
+    the sensor raises :class:`AedatError` (the format itself allows 13-bit coordinates, < 8192)."""
+    hw = None if sensor_size is None else _sensor_hw(sensor_size)
     path, raw = _read_bytes(path)
     pos = _header_end_31(path, raw)
     chunks: List[np.ndarray] = []
@@ -116,6 +130,10 @@ def read_aedat31(path) -> np.ndarray:
                 raise AedatError(f"{path}: polarity packet at offset {pos} has event size {size} and "
                                  f"time-stamp offset {int(h['ts_offset'])} (expected 8 and 4)")
             ev = np.frombuffer(raw, dtype=_POLARITY_EVENT, count=number, offset=body)
+            if number and ev["ts"].min() < 0:  # 31-bit time stamps: the overflow counter holds the rest
+                i = int(np.argmax(ev["ts"] < 0))
+                raise AedatError(f"{path}: corrupt polarity event at offset {body + 8 * i}: negative time "
+                                 f"stamp {int(ev['ts'][i])}")
             d = ev["data"]
             t = (np.int64(h["ts_overflow"]) << 31) | ev["ts"].astype(np.int64)
             chunks.append(make_events(t, (d >> 17) & 0x1FFF, (d >> 2) & 0x1FFF, (d >> 1) & 1, sort=False))
@@ -123,7 +141,7 @@ def read_aedat31(path) -> np.ndarray:
     events = np.concatenate(chunks) if chunks else np.empty(0, EVENT_DTYPE)
     if events.size > 1 and np.any(np.diff(events["t"]) < 0):
         events = events[np.argsort(events["t"], kind="stable")]
-    return events
+    return events if hw is None else _check_coordinates(path, events, hw)
 
 
 def write_aedat31(path, events: np.ndarray, labels: Optional[Sequence[Tuple[int, int, int]]] = None, *,
@@ -173,7 +191,12 @@ def labels_csv_path(aedat_path) -> Path:
 
 
 def write_gesture_labels(path, rows: Sequence[Tuple[int, int, int]], durable: bool = True) -> Path:
-    """Write DVS128 Gesture label rows ``(class 1..11, startTime_usec, endTime_usec)`` (atomically)."""
+    """Write DVS128 Gesture label rows ``(class 1..11, startTime_usec, endTime_usec)`` (atomically).
+    Rows that :func:`read_gesture_labels` would reject raise :class:`AedatError` instead."""
+    for i, row in enumerate(rows):
+        c, s, e = row
+        if not 1 <= int(c) <= 11 or int(e) <= int(s):
+            raise AedatError(f"{path}: row {i} = {tuple(row)} needs class 1..11 and start < end")
     lines = ["class,startTime_usec,endTime_usec"] + [f"{int(c)},{int(s)},{int(e)}" for c, s, e in rows]
     atomic_write_bytes(path, ("\r\n".join(lines) + "\r\n").encode("ascii"), durable)
     return Path(path)
@@ -184,19 +207,28 @@ def read_gesture_labels(path) -> List[Tuple[int, int, int]]:
     path = Path(path)
     if not path.exists():
         raise AedatError(f"{path}: label file missing (each userXX_<lighting>.aedat needs its _labels.csv)")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise AedatError(f"{path}: not a text file (byte {e.start} is not UTF-8)") from None
     rows = []
-    with open(path, newline="") as f:
-        for lineno, row in enumerate(csv.reader(f), 1):
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
+            lineno = reader.line_num
             if not any(c.strip() for c in row) or (lineno == 1 and row[0].strip() == "class"):
                 continue  # blank lines, the header line
             try:
                 c, s, e = (int(v) for v in row[:3])
             except ValueError:
-                raise AedatError(f"{path}: line {lineno} is not 'class,start_us,end_us': {row}") from None
+                raise AedatError(f"{path}: line {lineno} is not 'class,start_us,end_us': {row[:4]!r:.200}") \
+                    from None
             if not 1 <= c <= 11 or e <= s:
                 raise AedatError(f"{path}: line {lineno} has class {c} (expected 1..11) or an empty "
                                  f"interval [{s}, {e})")
             rows.append((c - 1, s, e))
+    except csv.Error as e:
+        raise AedatError(f"{path}: not a csv file (line {reader.line_num}: {e})") from None
     return rows
 
 
@@ -216,30 +248,51 @@ def _header_end_20(path: Path, raw: bytes) -> int:
     return pos
 
 
+def _unwrap32(ts: np.ndarray) -> np.ndarray:
+    """32-bit time stamps (int64 array) unwrapped: a step back by more than 2**31 µs is a wrap-around."""
+    t = ts.astype(np.int64)
+    if t.size > 1:
+        wraps = np.cumsum(np.diff(t) < -(1 << 31))
+        t[1:] += wraps.astype(np.int64) << 32
+    return t
+
+
 def read_aedat20(path, sensor_size: int = 128) -> np.ndarray:
-    """Events of a CIFAR10-DVS AEDAT 2.0 file as an :data:`EVENT_DTYPE` array (orientation fixed, µs)."""
+    """Events of a CIFAR10-DVS AEDAT 2.0 file as an :data:`EVENT_DTYPE` array (orientation fixed, µs).
+
+    ``sensor_size``: side of the square sensor (128); the decoded 7-bit coordinates are
+    ``sensor_size - 1 - raw``, so an event that does not fit raises :class:`AedatError`."""
+    side = _sensor_hw(sensor_size)[0] if not isinstance(sensor_size, (tuple, list)) else None
+    if side is None:
+        raise HyperParameterError(f"sensor_size must be a positive int (a square sensor), got {sensor_size!r}")
     path, raw = _read_bytes(path)
     pos = _header_end_20(path, raw)
     n, rest = divmod(len(raw) - pos, _AEDAT20_EVENT.itemsize)
     if rest:
         raise AedatError(f"{path}: truncated event at offset {pos + n * 8} ({rest} of 8 bytes)")
     ev = np.frombuffer(raw, dtype=_AEDAT20_EVENT, count=n, offset=pos)
-    a = ev["addr"]
-    t = ev["ts"].astype(np.int64)
-    if n > 1:
-        wraps = np.cumsum(np.diff(t) < -(1 << 31))
-        t[1:] += wraps.astype(np.int64) << 32
-    top = sensor_size - 1
+    a = ev["addr"].astype(np.int64)
+    t = _unwrap32(ev["ts"])
+    top = side - 1
     x_raw, y_raw, p_raw = (a & 0xFE) >> 1, (a & 0x7F00) >> 8, a & 1
+    if n and max(int(x_raw.max()), int(y_raw.max())) > top:
+        i = int(np.argmax((x_raw > top) | (y_raw > top)))
+        raise AedatError(f"{path}: event at offset {pos + 8 * i} has raw coordinates ({int(x_raw[i])}, "
+                         f"{int(y_raw[i])}), outside the {side}x{side} sensor")
     return make_events(t, top - y_raw, top - x_raw, 1 - p_raw)
 
 
 def write_aedat20(path, events: np.ndarray, *, sensor_size: int = 128, durable: bool = True) -> Path:
     """Write events as a CIFAR10-DVS AEDAT 2.0 file (atomically): the inverse of :func:`read_aedat20`.
     ``durable``: see :func:`atomic_write_bytes`."""
+    side = _sensor_hw(sensor_size)[0] if not isinstance(sensor_size, (tuple, list)) else 0
+    if not 1 <= side <= 128:
+        raise HyperParameterError(f"sensor_size must be an int in 1..128 (7-bit addresses), got {sensor_size!r}")
     events = check_events(events, (sensor_size, sensor_size), where=str(path))
-    if events.size and (events["t"][0] < 0 or events["t"][-1] - events["t"][0] >= 1 << 32):
-        raise AedatError(f"{path}: time stamps must be >= 0 and span less than 2**32 µs")
+    t = events["t"]
+    if t.size and (t[0] < 0 or t[0] >= 1 << 32 or not np.array_equal(_unwrap32(t & 0xFFFFFFFF), t)):
+        raise AedatError(f"{path}: time stamps must start in [0, 2**32) µs, and a gap of 2**31 µs or more "
+                         "must not cross a 32-bit wrap-around (the reader could not tell it from a wrap)")
     top = sensor_size - 1
     y_raw = top - events["x"].astype(np.uint32)
     x_raw = top - events["y"].astype(np.uint32)

@@ -205,7 +205,7 @@ def gesture_units(folder: Path, split: str) -> Tuple[List[CacheUnit], List[Path]
         rows = read_gesture_labels(labels_csv_path(rec))
         samples = [(idx + k, label, (s, e)) for k, (label, s, e) in enumerate(rows)]
         idx += len(rows)
-        units.append(CacheUnit(rec.name, (lambda r=rec: (r, read_aedat31(r))), samples))
+        units.append(CacheUnit(rec.name, (lambda r=rec: (r, read_aedat31(r, sensor_size=SENSOR))), samples))
         files += [rec, labels_csv_path(rec)]
     return units, files
 

@@ -23,12 +23,41 @@ __all__ = ["EVENT_DTYPE", "make_events", "check_events", "slice_time"]
 EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
 
 
+# allowed values of each column: [low, high) -- checked so that nothing wraps around when packed
+_RANGES = {"t": (-2**63, 2**63), "x": (0, 2**16), "y": (0, 2**16), "p": (0, 2)}
+
+
+def _check_column(name: str, c: np.ndarray) -> None:
+    lo, hi = _RANGES[name]
+    what = {"p": "polarity p must be 0 (OFF) or 1 (ON); for -1/+1 polarities pass (p > 0)",
+            "t": "time stamps t must be integers (µs) within int64",
+            "x": "x must be an integer column index in 0..65535",
+            "y": "y must be an integer row index in 0..65535"}[name]
+    if c.dtype.kind == "b":
+        return
+    if c.dtype.kind not in "iuf":
+        raise InputError(f"{what}; got an array of dtype {c.dtype}")
+    if not c.size:
+        return
+    if c.dtype.kind == "f" and not (np.isfinite(c).all() and (c == np.round(c)).all()):
+        raise InputError(f"{what}; got non-integer or non-finite values")
+    cmin, cmax = c.min(), c.max()
+    if cmin < lo or (cmax >= hi if c.dtype.kind == "f" else int(cmax) >= hi):
+        raise InputError(f"{what}; got values in [{cmin}, {cmax}]")
+
+
 def make_events(t, x, y, p, *, sort: bool = True) -> np.ndarray:
-    """Pack four equally long 1-d sequences into an :data:`EVENT_DTYPE` array (sorted by ``t``)."""
+    """Pack four equally long 1-d sequences into an :data:`EVENT_DTYPE` array (sorted by ``t``).
+
+    Raises :class:`~snnedu.InputError` for columns of other lengths or ranks, and for values that the
+    packed types cannot hold exactly (non-integer times, negative or > 65535 coordinates, a polarity
+    other than 0/1) -- nothing is silently wrapped around or rounded."""
     cols = [np.asarray(c) for c in (t, x, y, p)]
     n = cols[0].shape[0] if cols[0].ndim == 1 else -1
     if any(c.ndim != 1 or c.shape[0] != n for c in cols):
         raise InputError(f"t, x, y, p must be 1-d and equally long, got shapes {[c.shape for c in cols]}")
+    for name, c in zip("txyp", cols):
+        _check_column(name, c)
     ev = np.empty(n, dtype=EVENT_DTYPE)
     for name, c in zip("txyp", cols):
         ev[name] = c

@@ -19,7 +19,8 @@ is done twice:
 2. a rerun skips the samples whose part file exists and has the right shape (a source recording is
    read again only if one of its samples is missing);
 3. when all parts exist they are assembled into ``<cache>.tmp``, which is flushed, checked and only
-   then renamed to the final name; the parts are removed afterwards.
+   then renamed to the final name; the parts are removed afterwards (by the next run, if this one is
+   killed before it has finished removing them).
 
 :class:`FrameCache` opens a cache only if its format version, key, sizes and ``complete`` flag match
 and checks every sample's CRC-32 when it is read; anything else is a :class:`CacheError` that names
@@ -38,6 +39,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._io import atomic_write
 from ..errors import DataError
 
 __all__ = ["CacheError", "CacheUnit", "BuildReport", "build_frame_cache", "FrameCache", "cache_file_name",
@@ -89,16 +91,7 @@ def cache_file_name(key: Dict) -> str:
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
 
 
 def _part_ok(path: Path, shape: Optional[Tuple[int, ...]]) -> bool:
@@ -147,14 +140,18 @@ def build_frame_cache(path, key: Dict, units: Sequence[CacheUnit],
                 p.unlink()
     if path.exists():
         FrameCache(path, key)  # raises CacheError if it is not the finished cache of this key
+        if parts.is_dir():  # a run killed after the rename, before its clean-up finished
+            shutil.rmtree(parts, ignore_errors=True)
         return BuildReport(path, n, existed=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     parts.mkdir(exist_ok=True)
     key_file = parts / "key.json"
     key_json = json.dumps(key, sort_keys=True)
-    if key_file.exists() and key_file.read_text() != key_json:
-        raise CacheError(f"{parts} holds parts of a cache with other settings; delete that folder")
-    key_file.write_text(key_json)
+    if key_file.exists():
+        if key_file.read_text() != key_json:
+            raise CacheError(f"{parts} holds parts of a cache with other settings; delete that folder")
+    else:  # atomically: a kill while writing must not leave an empty key that a rerun would refuse
+        atomic_write(key_file, lambda f: f.write(key_json.encode()))
 
     labels = np.zeros(n, np.int64)
     built = reused = 0
@@ -240,7 +237,7 @@ class FrameCache:
         import h5py
 
         self.path = Path(path)
-        how = f"delete it (it is rebuilt from the recordings) or rebuild with `python -m snnedu preprocess`"
+        how = "delete it (it is rebuilt from the recordings) or rebuild with `python -m snnedu preprocess`"
         if not self.path.exists():
             raise CacheError(f"{self.path}: no such frame cache")
         try:

@@ -38,17 +38,23 @@ from ..errors import HyperParameterError, InputError
 from .events import check_events
 
 __all__ = ["events_to_frames", "segment_index", "normalize_frames", "resize_frames", "SPLIT_MODES",
-           "NORMALIZATIONS", "as_size"]
+           "NORMALIZATIONS", "MAX_FRAME_VALUES", "as_size"]
 
 SPLIT_MODES = ("number", "time", "duration")
 NORMALIZATIONS = (None, "frequency", "max", "max_frame", "norm", "sum")
 _EPS = 1e-5
+_MAX_SPAN = 1 << 62  # keeps every time difference inside int64
+MAX_FRAME_VALUES = 1 << 28  # events_to_frames refuses to build more than this many counts (1 GiB of int32)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def as_size(size: Union[int, Sequence[int]], name: str = "size") -> Tuple[int, int]:
     """``64`` -> ``(64, 64)``; ``(h, w)`` checked positive."""
-    hw = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
-    if len(hw) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in hw):
+    hw = (size, size) if _is_int(size) else tuple(size) if isinstance(size, (tuple, list, np.ndarray)) else ()
+    if len(hw) != 2 or not all(_is_int(v) and v > 0 for v in hw):
         raise HyperParameterError(f"{name} must be a positive int or (height, width), got {size!r}")
     return int(hw[0]), int(hw[1])
 
@@ -62,15 +68,19 @@ def segment_index(t: np.ndarray, T: Optional[int], split_by: str = "number",
     if split_by not in SPLIT_MODES:
         raise HyperParameterError(f"split_by must be one of {SPLIT_MODES}, got {split_by!r}")
     if split_by == "duration":
-        if duration_us is None or int(duration_us) <= 0:
-            raise HyperParameterError(f"split_by='duration' needs duration_us > 0, got {duration_us!r}")
+        if not _is_int(duration_us) or duration_us <= 0:
+            raise HyperParameterError(f"split_by='duration' needs an integer duration_us > 0 (µs), "
+                                      f"got {duration_us!r}")
         duration_us = int(duration_us)
     if T is None:
         if split_by != "duration":
             raise HyperParameterError(f"T (number of frames) is required with split_by={split_by!r}")
-    elif not isinstance(T, (int, np.integer)) or T < 1:
+    elif not _is_int(T) or T < 1:
         raise HyperParameterError(f"T must be a positive int, got {T!r}")
     n = t.shape[0]
+    if n and int(t[-1]) - int(t[0]) > _MAX_SPAN:
+        raise InputError(f"time stamps span {int(t[-1]) - int(t[0])} µs (from {int(t[0])} to {int(t[-1])}), "
+                         f"more than 2**62 µs: not a recording, check the time unit / offset")
     if split_by == "number":
         di = n // T
         seg = np.minimum(np.arange(n) // di, T - 1) if di > 0 else np.full(n, T - 1)
@@ -118,7 +128,8 @@ def events_to_frames(events: np.ndarray, T: Optional[int], *, split_by: str = "n
     """Integrate ``events`` (:data:`~snnedu.data.EVENT_DTYPE`, sorted) into frames ``[T, 2, H, W]``.
 
     Args:
-        T: number of frames (``None`` only with ``split_by="duration"``).
+        T: number of frames (``None`` only with ``split_by="duration"``); ``T`` may exceed the number
+            of events (with ``"number"`` they then all fall in the last frame, as ``N // T = 0``).
         split_by: ``"number"``, ``"time"`` or ``"duration"`` (module docstring).
         sensor_size: ``(H, W)`` of the sensor, 128 for DVS128 Gesture and CIFAR10-DVS.
         size: output ``(H', W')`` (events' coordinates are scaled), default the sensor size.
@@ -126,14 +137,27 @@ def events_to_frames(events: np.ndarray, T: Optional[int], *, split_by: str = "n
         duration_us: window length for ``split_by="duration"``.
 
     Channel 0 holds OFF events (p = 0), channel 1 ON events.
+
+    Raises :class:`~snnedu.InputError` for events that are not sorted, lie outside the sensor, have a
+    polarity other than 0/1 or span more than 2**62 µs, and :class:`~snnedu.HyperParameterError` for
+    impossible arguments; more than :data:`MAX_FRAME_VALUES` output values is refused (InputError when
+    ``T=None`` lets the recording decide, HyperParameterError otherwise).
     """
     sh, sw = as_size(sensor_size, "sensor_size")
     oh, ow = as_size(size, "size") if size is not None else (sh, sw)
     if oh > sh or ow > sw:
         raise HyperParameterError(f"size {(oh, ow)} is larger than the sensor {(sh, sw)}; "
                                   "use resize_frames to up-sample")
+    if normalization not in NORMALIZATIONS:
+        raise HyperParameterError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     check_events(events, (sh, sw))
     seg, m = segment_index(events["t"], T, split_by, duration_us)
+    if m * 2 * oh * ow > MAX_FRAME_VALUES:
+        what = (f"T = {m}" if T is not None else
+                f"the recording spans {m} windows of duration_us = {duration_us} (T=None)")
+        err = HyperParameterError if T is not None else InputError
+        raise err(f"{what} would make {m} frames of 2x{oh}x{ow}, more than {MAX_FRAME_VALUES} values; "
+                  "use fewer frames, a smaller size or longer windows")
     keep = seg >= 0
     ev, seg = (events[keep], seg[keep]) if not keep.all() else (events, seg)
     x = ev["x"].astype(np.int64) * ow // sw

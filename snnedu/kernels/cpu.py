@@ -280,7 +280,13 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def _set_threads() -> None:
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    n = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    # numba's OpenMP layer, launched by its first call, sets the OpenMP thread count it shares with
+    # torch to NUMBA_NUM_THREADS: without this, torch.set_num_threads(1) silently became 2 after the
+    # first neuron forward (and results then depended on whether that forward had run in this process)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 def _contiguous_f32(t: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,14 @@ from ..layers import TimeDistributed, tdBN2d
 __all__ = ["SpikingBasicBlock", "SpikingResNet", "resnet14", "resnet19", "resnet20"]
 
 
+class _GlobalAvgPool(nn.Module):
+    """Mean over ``H, W``: ``[T, B, C, H, W] -> [T, B, C]``. A plain reduction, so its CUDA backward is
+    deterministic (that of ``nn.AdaptiveAvgPool2d`` is not; see :mod:`snnedu.determinism`)."""
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        return x_seq.mean((-2, -1))
+
+
 def _conv(c_in: int, c_out: int, k: int, stride: int) -> nn.Module:
     return TimeDistributed(nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False))
 
@@ -120,7 +128,7 @@ class SpikingResNet(nn.Module):
                                                 ds=ds, share_neuron=share_neuron))
                 c_prev = c
         self.stages = nn.Sequential(*layers)
-        self.pool = TimeDistributed(nn.AdaptiveAvgPool2d(1))
+        self.pool = _GlobalAvgPool()
         if hidden is None:
             self.head = TimeDistributed(nn.Linear(c_prev, n_classes))
         else:
@@ -139,7 +147,7 @@ class SpikingResNet(nn.Module):
             raise InputError(f"{type(self).__name__} expects input shaped [T, B, {self.in_channels}, H, W], "
                              f"got {list(x_seq.shape)}")
         h = self.stages(self.stem(self.input_norm(x_seq)))
-        return self.head(self.pool(h).flatten(2))
+        return self.head(self.pool(h))
 
 
 def resnet20(*, neuron, v_threshold: float = 0.6, channels=(16, 32, 64), **kw) -> SpikingResNet:
