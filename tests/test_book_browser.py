@@ -26,7 +26,7 @@ SHOTS = ROOT / "_build" / "browser_check"
 
 
 def _site(tmp_path: Path) -> Path:
-    """Four pages: one clean, one with every kind of problem the checker must report."""
+    """Four pages: two clean, a redirect, and one with every kind of problem the checker must report."""
     site = tmp_path / "site"
     (site / "img").mkdir(parents=True)
     png = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15"
@@ -39,6 +39,7 @@ def _site(tmp_path: Path) -> Path:
         '</main></body></html>')
     (site / "good.html").write_text('<html><body><main><h2 id="sec">Section</h2>'
                                     '<a href="index.html#top">back</a></main></body></html>')
+    (site / "redirect.html").write_text('<meta http-equiv="Refresh" content="0; url=good.html" />')
     (site / "bad.html").write_text(
         '<html><body><main>'
         '<img src="img/missing.png"> <img src="img/corrupt.png">'
@@ -55,8 +56,9 @@ def test_checker_reports_every_kind_of_breakage(tmp_path):
     site = _site(tmp_path)
     rep = bc.check_site(site, screenshots={"bad": "bad.html"}, shot_dir=tmp_path / "shots")
     by_page = {p.page: p for p in rep.pages}
-    assert set(by_page) == {"index.html", "good.html", "bad.html"}
+    assert set(by_page) == {"index.html", "good.html", "bad.html", "redirect.html"}
     assert by_page["index.html"].problems == [] and by_page["good.html"].problems == []
+    assert by_page["redirect.html"].problems == [] and by_page["redirect.html"].n_links == 1  # judged where it lands
     assert by_page["index.html"].n_images == 1 and by_page["index.html"].n_links == 1  # external not counted
     bad = by_page["bad.html"]
     assert any("boom from the page" in e for e in bad.console_errors), bad.console_errors

@@ -229,7 +229,7 @@ _INSPECT = r"""
   const math = Array.from(document.querySelectorAll('.math'));
   const bare = math.filter(m => !m.querySelector('mjx-container') && m.tagName !== 'MJX-CONTAINER')
                    .map(m => m.textContent.trim().slice(0, 80));
-  const main = document.querySelector('main') || document.body;
+  const main = document.querySelector('main') || document.body || document.documentElement;
   const clone = main.cloneNode(true);
   clone.querySelectorAll('pre, code, script, style, mjx-container, .math, textarea').forEach(e => e.remove());
   const text = clone.textContent;
@@ -278,6 +278,12 @@ def _check_link(root: Path, base: str, href: str) -> Optional[str]:
     return None
 
 
+def _is_redirect(path: Path) -> bool:
+    """A page that only forwards the reader (``<meta http-equiv="Refresh" ...>``)."""
+    head = path.read_text(encoding="utf-8", errors="replace")[:2000].lower()
+    return 'http-equiv="refresh"' in head
+
+
 def pages_of(root: Path) -> List[str]:
     """Every HTML page a reader can reach (Sphinx's own genindex/search included), sorted."""
     skip = ("_static/", "_sources/", "_images/", "_downloads/", "_modules/")
@@ -303,6 +309,8 @@ def check_site(root, pages: Optional[List[str]] = None, screenshots: Optional[Di
                 rep = PageReport(page)
                 url = urljoin(base, page)
                 b.goto(url)
+                if _is_redirect(root / page):  # e.g. the root index.html: judge the page it lands on
+                    b.wait_event("Page.loadEventFired")
                 info = b.evaluate(_INSPECT, await_promise=True)
                 time.sleep(0.05)
                 b.call("Runtime.evaluate", expression="0")  # drain events that arrived meanwhile
