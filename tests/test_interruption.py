@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import snnedu
 import snnedu.train as train_mod
+from snnedu._io import atomic_write
 from snnedu.data.frame_cache import FrameCache
 from snnedu.train import TrainingError, load_checkpoint, save_checkpoint
 
@@ -44,15 +45,13 @@ WAIT_LIMIT_S = 180.0  # a child that runs longer than this is a hang: the test f
 
 
 def _record_counts(name: str, figures: dict) -> None:
-    COUNTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     try:
         allc = json.loads(COUNTS_FILE.read_text())
     except (OSError, ValueError):
         allc = {}
     allc[name] = figures
-    tmp = COUNTS_FILE.with_name(COUNTS_FILE.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(allc, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, COUNTS_FILE)
+    atomic_write(COUNTS_FILE, lambda f: f.write((json.dumps(allc, indent=1, sort_keys=True) + "\n").encode()),
+                 durable=False)
     print(f"\ninterruption counts [{name}]: {json.dumps(figures, sort_keys=True)}")
 
 

@@ -36,6 +36,7 @@ import numpy as np
 from .._io import atomic_write
 from ..errors import DataError, HyperParameterError
 from .events import EVENT_DTYPE, check_events, make_events
+from .frames import as_size
 
 __all__ = ["AedatError", "read_aedat31", "write_aedat31", "read_aedat20", "write_aedat20",
            "read_gesture_labels", "write_gesture_labels", "labels_csv_path", "atomic_write_bytes"]
@@ -83,14 +84,6 @@ def _header_end_31(path: Path, raw: bytes) -> int:
     return nl + 1
 
 
-def _sensor_hw(sensor_size) -> Tuple[int, int]:
-    hw = (sensor_size, sensor_size) if not isinstance(sensor_size, (tuple, list)) else tuple(sensor_size)
-    if len(hw) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
-                               for v in hw):
-        raise HyperParameterError(f"sensor_size must be a positive int or (height, width), got {sensor_size!r}")
-    return int(hw[0]), int(hw[1])
-
-
 def _check_coordinates(path: Path, events: np.ndarray, sensor_size) -> np.ndarray:
     h, w = sensor_size
     bad = np.flatnonzero((events["x"] >= w) | (events["y"] >= h))
@@ -106,7 +99,7 @@ def read_aedat31(path, sensor_size=None) -> np.ndarray:
 
     ``sensor_size`` (an int or ``(H, W)``, e.g. 128 for DVS128 Gesture): when given, an event outside
     the sensor raises :class:`AedatError` (the format itself allows 13-bit coordinates, < 8192)."""
-    hw = None if sensor_size is None else _sensor_hw(sensor_size)
+    hw = None if sensor_size is None else as_size(sensor_size, "sensor_size")
     path, raw = _read_bytes(path)
     pos = _header_end_31(path, raw)
     chunks: List[np.ndarray] = []
@@ -262,7 +255,7 @@ def read_aedat20(path, sensor_size: int = 128) -> np.ndarray:
 
     ``sensor_size``: side of the square sensor (128); the decoded 7-bit coordinates are
     ``sensor_size - 1 - raw``, so an event that does not fit raises :class:`AedatError`."""
-    side = _sensor_hw(sensor_size)[0] if not isinstance(sensor_size, (tuple, list)) else None
+    side = as_size(sensor_size, "sensor_size")[0] if not isinstance(sensor_size, (tuple, list)) else None
     if side is None:
         raise HyperParameterError(f"sensor_size must be a positive int (a square sensor), got {sensor_size!r}")
     path, raw = _read_bytes(path)
@@ -285,7 +278,7 @@ def read_aedat20(path, sensor_size: int = 128) -> np.ndarray:
 def write_aedat20(path, events: np.ndarray, *, sensor_size: int = 128, durable: bool = True) -> Path:
     """Write events as a CIFAR10-DVS AEDAT 2.0 file (atomically): the inverse of :func:`read_aedat20`.
     ``durable``: see :func:`atomic_write_bytes`."""
-    side = _sensor_hw(sensor_size)[0] if not isinstance(sensor_size, (tuple, list)) else 0
+    side = as_size(sensor_size, "sensor_size")[0] if not isinstance(sensor_size, (tuple, list)) else 0
     if not 1 <= side <= 128:
         raise HyperParameterError(f"sensor_size must be an int in 1..128 (7-bit addresses), got {sensor_size!r}")
     events = check_events(events, (sensor_size, sensor_size), where=str(path))
