@@ -178,7 +178,8 @@ def main(argv=None) -> int:
     ap.add_argument("--check", action="store_true", help="only compare with --out; exit 1 if it differs")
     args = ap.parse_args(argv)
     try:
-        text = generate(args.results, args.papers, args.configs)
+        results = load_results(args.results)
+        text = render(results, load_papers(args.papers), config_names(args.configs))
     except ResultsError as e:
         print(f"collect_results: {e}", file=sys.stderr)
         return 2
@@ -192,7 +193,7 @@ def main(argv=None) -> int:
         return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
-    print(f"collect_results: wrote {args.out} ({len(load_results(args.results))} runs)")
+    print(f"collect_results: wrote {args.out} ({len(results)} runs)")
     return 0
 
 
