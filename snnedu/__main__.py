@@ -37,6 +37,15 @@ def main(argv=None) -> int:
     tr.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     tr.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars")
+    st = sub.add_parser("study", help="run a multi-seed study (variants x seeds), resumable per cell",
+                        description="Run every unfinished cell of a study file and write "
+                                    "OUT/NAME.json; --check only says whether stored results are stale.")
+    st.add_argument("studies", nargs="+", help="study YAML file(s) (see studies/)")
+    st.add_argument("--out", default="results/studies", help="folder of the results (default: results/studies)")
+    st.add_argument("--jobs", type=int, default=1, help="cells trained at once, one process each (default 1)")
+    st.add_argument("--only", action="append", help="run only this variant label (repeatable)")
+    st.add_argument("--check", action="store_true", help="fail (exit 1) when a stored result is stale")
+    st.add_argument("--no-progress", action="store_true", help="no progress bar")
     ck = sub.add_parser("check", help="validate config files without training")
     ck.add_argument("configs", nargs="+")
     pp = sub.add_parser("preprocess", help="integrate DVS recordings into the cached frames")
@@ -57,6 +66,9 @@ def main(argv=None) -> int:
 
     if args.command == "preprocess":
         return _preprocess(args)
+
+    if args.command == "study":
+        return _study(args)
 
     if args.command == "check":
         status = 0
@@ -94,6 +106,8 @@ _EXAMPLES = """examples:
   python -m snnedu train configs/plif_mnist.yaml                       # a paper setting (CUDA when present)
   python -m snnedu train configs/pmlf_resnet20_cifar10.yaml --epochs 1 --max-batches 5 --device cpu
   python -m snnedu check configs/*.yaml                                # validate configs only
+  python -m snnedu study studies/03_plif.yaml --jobs 2                 # a multi-seed study (resumable)
+  python -m snnedu study studies/*.yaml --check                        # are stored results up to date?
   python -m snnedu preprocess dvs128-gesture --root DATA --T 20 --split-by number
   python -m snnedu preprocess cifar10-dvs --root DATA --T 10 --size 48
   python -m snnedu benchmark --quick                                   # from a clone of the repository
@@ -114,6 +128,35 @@ def _benchmark(argv) -> int:
     sys.path.insert(0, str(repo))
     run = importlib.import_module("benchmarks.run")
     return int(run.main(list(argv)) or 0)
+
+
+def _study(args) -> int:
+    from .study import StudyError, check_study, run_study, summarize
+
+    if args.jobs < 1:
+        print(f"snnedu: --jobs must be >= 1, got {args.jobs}", file=sys.stderr)
+        return 2
+    status = 0
+    for path in args.studies:
+        try:
+            if args.check:
+                problems = check_study(path, args.out)
+                for p in problems:
+                    print(f"snnedu: stale: {p}", file=sys.stderr)
+                if not problems:
+                    print(f"{path}: up to date")
+                status = max(status, 1 if problems else 0)
+                continue
+            res = run_study(path, args.out, jobs=args.jobs, progress=not args.no_progress, only=args.only)
+        except StudyError as e:
+            print(f"snnedu: {e}", file=sys.stderr)
+            return 2
+        print(f"snnedu: study {res['name']}: ran {res['ran']} cells, reused {res['reused']}; "
+              f"{'complete' if res['complete'] else 'incomplete'} -> {args.out}/{res['name']}.json")
+        if res["complete"]:
+            for label, s in summarize(res).items():
+                print(f"  {label:40s} test acc {s['mean']:6.2f} ± {s['se']:.2f} % (n = {s['n']})")
+    return status
 
 
 def _preprocess(args) -> int:

@@ -71,6 +71,8 @@ SCHEMA = {
         "augment": F(bool, True),
         "train_per_class": F((int, type(None)), None, low=1),
         "test_per_class": F((int, type(None)), None, low=1),
+        "val_per_class": F((int, type(None)), None, low=1,
+                           doc="hold out this many training samples per class as a validation split"),
         "offline_fallback": F(bool, True),
         # event data only (dvs128_gesture, cifar10_dvs): how recordings become T frames, spec section 12.3
         "split_by": F(str, "number", choices={"number", "time", "duration"}),
@@ -87,6 +89,7 @@ SCHEMA = {
         "channels": F((list, int, type(None)), None, low=1),
         "hidden": F((list, int, type(None)), None, low=1),
         "ds": F(bool, True),
+        "batch_norm": F(bool, False, doc="spiking_mlp: BatchNorm1d (over T*B) between each Linear and its neuron"),
         "share_neuron": F(bool, False),
         "n_classes": F(int, 10, low=2),
         "input_norm": F(bool, False, doc="non-affine tdBN on the input frames (MLF's DVS ResNets)"),
@@ -96,6 +99,12 @@ SCHEMA = {
         "epochs": F(int, low=1),
         "optimizer": F(str, "adam", choices={"adam", "sgd"}),
         "lr": F((int, float), low=0.0, low_open=True),
+        "tau_lr": F((int, float, type(None)), None, low=0.0, low_open=True,
+                    doc="learning rate of the learnable decays (PLIF tau, PMLF decay); default: lr"),
+        "threshold_lr": F((int, float, type(None)), None, low=0.0, low_open=True,
+                          doc="learning rate of the learnable thresholds (STL); default: lr"),
+        "learning_mode": F((str, type(None)), None, choices={None, "SL", "TL", "STL"},
+                           doc="STL's modes: train synapses only, thresholds only, or both"),
         "momentum": F((int, float), 0.9, low=0.0),
         "weight_decay": F((int, float), 0.0, low=0.0),
         "scheduler": {"type": F(str, "none", choices={"none", "step", "cosine"}),
@@ -232,6 +241,9 @@ def _cross_check(cfg: dict) -> None:
                           f"got {m['n_classes']}")
     if dvs and arch in ("spiking_mlp", "spiking_cnn", "plif_static"):
         raise ConfigError(f"model.arch: {arch!r} takes static images; for {d['dataset']} use plif_dvs or a resnet")
+    if m["batch_norm"] and arch != "spiking_mlp":
+        raise ConfigError(f"model.batch_norm: only for spiking_mlp (the other archs fix their own normalisation), "
+                          f"got arch {arch!r}")
     if not dvs and arch == "plif_dvs":
         raise ConfigError(f"model.arch: 'plif_dvs' takes event frames; data.dataset is {d['dataset']!r}")
     if not dvs and any(d[k] is not None for k in ("size", "normalization", "duration_us")):
@@ -257,7 +269,7 @@ def build_model(cfg: dict) -> nn.Module:
         kw["channels"] = m["channels"]
     if arch == "spiking_mlp":
         net = models.SpikingMLP(input_shape=in_shape, hidden=tuple(m["hidden"] or (256,)), n_classes=m["n_classes"],
-                                neuron=neuron)
+                                neuron=neuron, batch_norm=m["batch_norm"])
     elif arch == "spiking_cnn":
         net = models.SpikingCNN(input_shape=in_shape, n_classes=m["n_classes"], neuron=neuron, **kw)
     elif arch in ("resnet14", "resnet19", "resnet20"):
@@ -286,9 +298,16 @@ def build_model(cfg: dict) -> nn.Module:
     return nn.Sequential(encoder, net)
 
 
-def build_data(cfg: dict):
-    """``(DataSplit, train_loader, test_loader)`` of ``cfg['data']`` (prints which data is used)."""
+def build_data(cfg: dict, with_val: bool = False):
+    """``(DataSplit, train_loader, test_loader)`` of ``cfg['data']`` (prints which data is used).
+
+    With ``with_val=True`` it returns ``(DataSplit, train_loader, val_loader, test_loader)``: where
+    ``data.val_per_class`` is set, the last that many training samples of every class are held out
+    of training as a validation split (``val_loader`` is None otherwise)."""
+    from torch.utils.data import DataLoader
+
     from .data import DataSplit, load_mnist, make_loaders, take_per_class
+    from .data.common import _collate_fn, hold_out_per_class
 
     d = cfg["data"]
     if d["dataset"] in DVS_DATASETS:
@@ -306,19 +325,63 @@ def build_data(cfg: dict):
 
         split = load_cifar10(root=d["root"], offline_fallback=d["offline_fallback"], augment=d["augment"],
                              seed=cfg["train"]["seed"])
-    if d["train_per_class"] or d["test_per_class"]:
+    val = None
+    if d["val_per_class"]:
+        try:
+            train, val = hold_out_per_class(split.train, d["val_per_class"])
+        except ValueError as e:
+            raise ConfigError(f"data.val_per_class: {e}") from None
+        split = DataSplit(train, split.test, split.source, split.offline_standin)
+    if d["train_per_class"] or d["test_per_class"] or val is not None:
         train = take_per_class(split.train, d["train_per_class"]) if d["train_per_class"] else split.train
         test = take_per_class(split.test, d["test_per_class"]) if d["test_per_class"] else split.test
-        split = DataSplit(train, test, f"{split.source} (subset: {len(train)} train / {len(test)} test)",
+        held = f" + {len(val)} validation held out of training" if val is not None else ""
+        split = DataSplit(train, test, f"{split.source} (subset: {len(train)} train{held} / {len(test)} test)",
                           split.offline_standin)
     train_loader, test_loader = make_loaders(split, batch_size=d["batch_size"], seed=cfg["train"]["seed"],
                                              test_batch_size=d["test_batch_size"])
-    return split, train_loader, test_loader
+    if not with_val:
+        return split, train_loader, test_loader
+    val_loader = None if val is None else DataLoader(val, batch_size=d["test_batch_size"], shuffle=False,
+                                                     collate_fn=_collate_fn(val))
+    return split, train_loader, val_loader, test_loader
+
+
+def _param_groups(cfg: dict, model: nn.Module) -> list:
+    """Optimizer groups: the learnable decays at ``train.tau_lr`` and the learnable thresholds at
+    ``train.threshold_lr`` where those are set, everything else at ``train.lr``; frozen parameters
+    (``requires_grad=False``, e.g. under a learning mode) are left out."""
+    from .decay import decay_parameters
+    from .threshold import threshold_parameters
+
+    t = cfg["train"]
+    special = []
+    if t["tau_lr"] is not None:
+        special.append((t["tau_lr"], list(decay_parameters(model))))
+    if t["threshold_lr"] is not None:
+        special.append((t["threshold_lr"], list(threshold_parameters(model))))
+    taken = {id(p) for _, ps in special for p in ps}
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) not in taken], "lr": t["lr"]}]
+    groups += [{"params": [p for p in ps if p.requires_grad], "lr": lr} for lr, ps in special]
+    return [g for g in groups if g["params"]]
+
+
+def prepare_model(cfg: dict, model: nn.Module) -> nn.Module:
+    """Apply ``train.learning_mode`` (after :func:`snnedu.materialize`, before the optimizer)."""
+    mode = cfg["train"]["learning_mode"]
+    if mode is not None:
+        from .threshold import set_learning_mode
+
+        try:
+            set_learning_mode(model, mode)
+        except SnneduError as e:
+            raise ConfigError(f"train.learning_mode: {_one_line(e)}") from None
+    return model
 
 
 def _optimizer(cfg: dict, model: nn.Module):
     t = cfg["train"]
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = _param_groups(cfg, model)
     if t["optimizer"] == "sgd":
         return torch.optim.SGD(params, lr=t["lr"], momentum=t["momentum"], weight_decay=t["weight_decay"])
     return torch.optim.Adam(params, lr=t["lr"], weight_decay=t["weight_decay"])
@@ -432,6 +495,7 @@ def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_b
     x0 = next(iter(test_loader))[0]
     example = x0[:, :2] if cfg["data"]["dataset"] in DVS_DATASETS else x0[:2]  # event frames are [T, B, ...]
     materialize(model, example)  # lazily shaped parameters, before the optimizer (and DDP)
+    prepare_model(cfg, model)
     model = D.wrap_ddp(model, device)  # unchanged outside torchrun
     optimizer = _optimizer(cfg, model)
     scheduler = _scheduler(cfg, optimizer)

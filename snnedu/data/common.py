@@ -68,6 +68,24 @@ def take_per_class(ds, n_per_class: int) -> Subset:
     return Subset(ds, idx.sort().values.tolist())
 
 
+def hold_out_per_class(ds, n_per_class: int) -> Tuple[Subset, Subset]:
+    """``(rest, held_out)``: the *last* ``n_per_class`` samples of every class are held out (e.g. as a
+    validation split taken from the training data), the rest keep their dataset order."""
+    n_per_class = positive_int("n_per_class", n_per_class)
+    y = _targets(ds)
+    held = []
+    for c in torch.unique(y):
+        idx = torch.nonzero(y == c).flatten()
+        if len(idx) <= n_per_class:
+            raise ValueError(f"class {int(c)} has {len(idx)} samples; cannot hold out {n_per_class} and keep "
+                             "any for training")
+        held.append(idx[-n_per_class:])
+    held_idx = torch.cat(held).sort().values
+    keep = torch.ones(len(y), dtype=torch.bool)
+    keep[held_idx] = False
+    return Subset(ds, torch.nonzero(keep).flatten().tolist()), Subset(ds, held_idx.tolist())
+
+
 def _collate_fn(ds):
     """The dataset's own ``collate_fn`` (e.g. time-first batches of event frames), else the default."""
     while isinstance(ds, Subset):
