@@ -1,4 +1,4 @@
-r"""Learnable leak, shared by PLIF (per layer or per neuron), PMLF and PMLF3 (spec §5).
+r"""Learnable leak, shared by PLIF (per layer or per neuron), PMLF and PMLF3.
 
 The leak is kept in :math:`(0, 1)` by a sigmoid of an unconstrained parameter ``w``. Two forms:
 
@@ -9,7 +9,7 @@ The leak is kept in :math:`(0, 1)` by a sigmoid of an unconstrained parameter ``
   :math:`u[t] = \lambda u[t-1](1 - o[t-1]) + x[t]`, initialised at :math:`w_0 = \ln(\lambda_0 / (1 - \lambda_0))`.
   The leak is then :math:`k = 1 - \lambda` and the equivalent time constant :math:`\tau = 1/(1 - \lambda)`.
 
-Per-neuron initialisation (TU Delft thesis, §4.2, the shifted log-normal): :math:`\tau = 1 + e^{Y}`
+Per-neuron initialisation (Pazderka's TU Delft thesis, 2024: the shifted log-normal): :math:`\tau = 1 + e^{Y}`
 with :math:`Y \sim \mathcal N(\mu_{log}, \sigma_{log}^2)`, where for a target mean :math:`\mu` and std
 :math:`\sigma` of :math:`\tau`, :math:`\mu' = \mu - 1`,
 :math:`\mu_{log} = \ln(\mu'^2 / \sqrt{\sigma^2 + \mu'^2})`, :math:`\sigma_{log} = \sqrt{\ln(1 + \sigma^2/\mu'^2)}`.
@@ -52,16 +52,22 @@ class LearnableDecay(NeuronParameter):
     """Holds the trainable ``w`` of a learnable membrane time constant.
 
     Args:
-        tau_init: initial time constant :math:`\\tau_0 > 1` (the mean for per-neuron init);
-            ``form='inv_tau'`` only.
-        shape: ``None`` or ``()`` — one ``w`` per layer; a tuple such as ``(C, H, W)`` or ``(N,)`` —
-            one ``w`` per neuron (it broadcasts over the batch dimension of ``[B, C, H, W]``).
-        per_neuron: with ``shape=None``, infer the per-neuron shape lazily from the first input
-            (create the optimizer after that first forward pass, or pass ``shape``).
-        tau_std: std of the per-neuron initial tau (0 = every neuron starts at ``tau_init``).
-        form: ``'inv_tau'`` (PLIF: ``k = sigmoid(w)``) or ``'decay'`` (PMLF: ``decay = sigmoid(w)``).
-        decay_init: initial decay factor :math:`\\lambda_0 \\in (0, 1)`; ``form='decay'`` only.
-        levels: ``K`` gives one ``w`` per level of a multi-level unit (PMLF3).
+        tau_init (float): initial time constant :math:`\\tau_0 > 1` (the mean for per-neuron init;
+            default 2); ``form='inv_tau'`` only.
+        shape (tuple of int or None): ``None`` (default) or ``()`` — one ``w`` per layer; a tuple
+            such as ``(C, H, W)`` or ``(N,)`` — one ``w`` per neuron (it broadcasts over the batch
+            dimension of ``[B, C, H, W]``).
+        per_neuron (bool): with ``shape=None``, infer the per-neuron shape lazily from the first
+            input (create the optimizer after that first forward pass, or pass ``shape``); default
+            ``False``.
+        tau_std (float): std of the per-neuron initial tau (default 0: every neuron starts at
+            ``tau_init``).
+        form (str): ``'inv_tau'`` (default; PLIF: ``k = sigmoid(w)``) or ``'decay'`` (PMLF:
+            ``decay = sigmoid(w)``).
+        decay_init (float or None): initial decay factor :math:`\\lambda_0 \\in (0, 1)`;
+            ``form='decay'`` only (``None``: 0.25).
+        levels (int or None): ``K`` gives one ``w`` per level of a multi-level unit (PMLF3);
+            ``None`` (default) one for the unit.
 
     Attributes ``k`` (leak per step, = 1/tau), ``tau`` and ``decay`` (= 1 - k) are differentiable
     views of ``w``, shaped like ``w``.

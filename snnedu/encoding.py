@@ -76,6 +76,11 @@ class _Encoder(nn.Module):
 class PoissonEncoder(_Encoder):
     """Rate coding: ``[B, ...]`` intensities in [0, 1] -> ``[T, B, ...]`` 0/1 spikes.
 
+    Args:
+        T (int): number of time steps of the output sequence (positive).
+        generator (torch.Generator or None): random number generator for the spike draws; ``None``
+            (default) uses PyTorch's global generator. Pass a seeded one for repeatable spike trains.
+
     Example::
 
         >>> enc = PoissonEncoder(T=16)
@@ -94,6 +99,9 @@ class PoissonEncoder(_Encoder):
 class DirectEncoder(_Encoder):
     """Direct (analog) coding: repeat ``[B, ...]`` over ``T`` steps -> ``[T, B, ...]``.
 
+    Args:
+        T (int): number of time steps of the output sequence (positive).
+
     Example::
 
         >>> DirectEncoder(T=4)(torch.rand(8, 784)).shape   # torch.Size([4, 8, 784])
@@ -105,6 +113,11 @@ class DirectEncoder(_Encoder):
 
 class LatencyEncoder(_Encoder):
     """Latency (time-to-first-spike) coding: ``[B, ...]`` in [0, 1] -> ``[T, B, ...]``, one spike per pixel.
+
+    Args:
+        T (int): number of time steps of the output sequence (positive).
+        threshold (float): intensities ``<= threshold`` never spike; in [0, 1], default 0 (only
+            black pixels stay silent).
 
     Example::
 

@@ -1,9 +1,9 @@
-"""Layers for time-first tensors ``[T, B, ...]``.
+r"""Layers for time-first tensors ``[T, B, ...]``.
 
 - :class:`TimeDistributed` applies any stateless module (``nn.Linear``, ``nn.Conv2d``, ``nn.BatchNorm2d``,
   pooling, ...) to every time step at once by folding time into the batch:
   ``[T, B, ...] -> [T*B, ...] -> module -> [T, B, ...]``. A BatchNorm inside it computes statistics
-  over T·B (spec §0.5, behaviour 2).
+  over T·B together (the book's chapter 6 compares the three ways of normalising over time).
 - :class:`Flatten` flattens everything after ``[T, B]``: ``[T, B, C, H, W] -> [T, B, C*H*W]``.
 - :class:`VotingReadout` averages groups of output neurons into class scores (the voting layer of
   the PLIF and STL papers): ``[T, B, n_classes * group] -> [T, B, n_classes]``.
@@ -39,7 +39,11 @@ def unfold_time(y: torch.Tensor, T: int) -> torch.Tensor:
 class TimeDistributed(nn.Module):
     """Apply a stateless ``module`` to all ``T`` steps at once.
 
-    Shapes: ``[T, B, *in] -> [T, B, *out]`` where ``module`` maps ``[N, *in] -> [N, *out]``.
+    Args:
+        module (nn.Module): a module without state between calls (``nn.Linear``, ``nn.Conv2d``,
+            ``nn.BatchNorm2d``, pooling, ...) that maps ``[N, *in] -> [N, *out]``.
+
+    Shapes: ``[T, B, *in] -> [T, B, *out]``.
 
     Example::
 
@@ -72,6 +76,10 @@ class VotingReadout(nn.Module):
     neurons (``group = 10``); averaging each group's spikes gives per-step class rates, which are
     trained with :func:`snnedu.rate_mse` (MSE to the one-hot label) and decoded with
     :func:`snnedu.predict`.
+
+    Args:
+        n_classes (int): number of classes (at least 2).
+        group (int): neurons per class whose mean is the class score (default 10, the papers').
 
     Shapes: ``[T, B, n_classes * group] -> [T, B, n_classes]``.
 
@@ -119,9 +127,16 @@ class tdBN(nn.Module):  # noqa: N801 - the paper's name
     on the unit scale.
 
     Args:
-        num_features: channels ``C`` (dimension 2 of the input).
-        v_threshold: the threshold of the neurons that follow (required: the paper sets no default).
-        alpha: :math:`\alpha > 0`. ``affine=False`` drops :math:`\gamma, \beta`.
+        num_features (int): channels ``C`` (dimension 2 of the input).
+        v_threshold (float): the threshold :math:`V_{th} > 0` of the neurons that follow (required:
+            the paper sets no default).
+        alpha (float): :math:`\alpha > 0` (default 1; :math:`1/\sqrt 2` on a residual branch that is
+            added to another before a neuron).
+        eps (float): :math:`\epsilon > 0` added to the variance (default 1e-5).
+        momentum (float): weight of the current batch in the running statistics, in [0, 1]
+            (default 0.1).
+        affine (bool): learn :math:`\gamma` and :math:`\beta` (default ``True``); ``False`` fixes
+            them at 1 and 0.
 
     Shapes: ``[T, B, C]``, ``[T, B, C, L]`` or ``[T, B, C, H, W]`` -> the same shape.
 
@@ -175,19 +190,37 @@ class tdBN(nn.Module):  # noqa: N801 - the paper's name
 
 
 class tdBN1d(tdBN):  # noqa: N801
-    """:class:`tdBN` for ``[T, B, C]`` or ``[T, B, C, L]`` inputs (after Linear / Conv1d)."""
+    r""":class:`tdBN` for ``[T, B, C]`` or ``[T, B, C, L]`` inputs (after Linear / Conv1d).
+
+    Args:
+        num_features (int): channels ``C`` (dimension 2 of the input).
+        v_threshold (float): the threshold :math:`V_{th} > 0` of the neurons that follow.
+        alpha (float): :math:`\alpha > 0` (default 1).
+        eps (float): :math:`\epsilon > 0` added to the variance (default 1e-5).
+        momentum (float): weight of the current batch in the running statistics (default 0.1).
+        affine (bool): learn :math:`\gamma` and :math:`\beta` (default ``True``).
+    """
 
     expected_ranks = (3, 4)
 
 
 class tdBN2d(tdBN):  # noqa: N801
-    """:class:`tdBN` for ``[T, B, C, H, W]`` inputs (after Conv2d)."""
+    r""":class:`tdBN` for ``[T, B, C, H, W]`` inputs (after Conv2d).
+
+    Args:
+        num_features (int): channels ``C`` (dimension 2 of the input).
+        v_threshold (float): the threshold :math:`V_{th} > 0` of the neurons that follow.
+        alpha (float): :math:`\alpha > 0` (default 1).
+        eps (float): :math:`\epsilon > 0` added to the variance (default 1e-5).
+        momentum (float): weight of the current batch in the running statistics (default 0.1).
+        affine (bool): learn :math:`\gamma` and :math:`\beta` (default ``True``).
+    """
 
     expected_ranks = (5,)
 
 
 # --------------------------------------------------------------------------------------------------
-# Stateful dropout and per-step batch norm (PLIF paper, spec §3.2 and §0.5 behaviour 1)
+# Stateful dropout and per-step batch norm (what the PLIF paper's code does; Fang et al. 2021)
 # --------------------------------------------------------------------------------------------------
 from .base import StatefulModule  # noqa: E402  (kept with the classes that need it)
 from .errors import HyperParameterError, StateError  # noqa: E402
@@ -215,7 +248,7 @@ class SeqDropout(StatefulModule):
       until :func:`snnedu.reset`; with the same random state both paths give the same numbers.
 
     Args:
-        p: probability of dropping a neuron, ``0 <= p < 1`` (paper: 0.5).
+        p (float): probability of dropping a neuron, ``0 <= p < 1`` (default and paper: 0.5).
 
     Shapes: ``[T, B, ...] -> [T, B, ...]``; ``step``: ``[B, ...] -> [B, ...]``.
 
@@ -266,18 +299,20 @@ class SeqDropout(StatefulModule):
 
 
 class PerStepBatchNorm(nn.Module):
-    r"""Apply one ``nn.BatchNorm`` separately at every time step (spec §0.5, behaviour 1).
+    r"""Apply one ``nn.BatchNorm`` separately at every time step (the PLIF paper's code).
 
     For each ``t`` the statistics are those of the step alone (over the batch and space of
     ``x[t]``), the affine :math:`\gamma, \beta` are shared by all steps, and in training the running
     statistics are updated ``T`` times per batch — what a single-step network (the PLIF paper's code,
     STL-SNN) does when it calls its ``BatchNorm2d`` once per step. Compare
-    ``TimeDistributed(nn.BatchNorm2d(C))`` (statistics over T·B together, behaviour 2) and
-    :class:`tdBN` (behaviour 3). When all steps are equal the three agree in training mode; they
-    differ as soon as the steps differ (e.g. event frames, or spikes after the first layer).
+    ``TimeDistributed(nn.BatchNorm2d(C))`` (statistics over T·B together) and :class:`tdBN` (over
+    T·B, scaled by :math:`\alpha V_{th}`); chapter 6 of the book compares the three. When all steps
+    are equal the three agree in training mode; they differ as soon as the steps differ (e.g. event
+    frames, or spikes after the first layer).
 
     Args:
-        bn: an ``nn.BatchNorm1d`` / ``2d`` / ``3d`` (or any ``_BatchNorm``) for one step ``[B, C, ...]``.
+        bn (nn.Module): an ``nn.BatchNorm1d`` / ``2d`` / ``3d`` (or any ``_BatchNorm``) for one step
+            ``[B, C, ...]``; its affine parameters are shared by all steps.
 
     Shapes: ``[T, B, C, ...] -> [T, B, C, ...]``; ``step``: ``[B, C, ...] -> [B, C, ...]``.
 

@@ -80,7 +80,12 @@ def tet_loss(out: torch.Tensor, target: torch.Tensor, lam: float = 1e-3, phi: fl
 
 
 class TETLoss:
-    """:func:`tet_loss` with its hyper-parameters bound, for ``fit(loss_fn=TETLoss(lam=1e-3))``.
+    r""":func:`tet_loss` with its hyper-parameters bound, for ``fit(loss_fn=TETLoss(lam=1e-3))``.
+
+    Args:
+        lam (float): weight :math:`\lambda \in [0, 1]` of the MSE term that pulls every output
+            towards ``phi`` (default 1e-3; 0 gives the pure per-step cross-entropy).
+        phi (float): target value of that MSE term (default 1.0, the firing threshold).
 
     Example::
 
@@ -108,9 +113,10 @@ class TauVarianceRegularizer:
     r"""Penalty :math:`\lambda \sum_l \mathrm{Var}(\tau_l)` over every per-neuron PLIF layer ``l``.
 
     Args:
-        lam: :math:`\lambda \ge 0` (thesis: 0, 0.01, 0.1).
-        on: ``'tau'`` (thesis text, default) or ``'w'`` (the released code: variance of the raw
-            parameter :math:`w`, where :math:`\tau = 1 + e^{-w}`).
+        lam (float): weight :math:`\lambda \ge 0` of the penalty (default 0.01; thesis: 0, 0.01,
+            0.1).
+        on (str): ``'tau'`` (thesis text, default) or ``'w'`` (the released code: variance of the
+            raw parameter :math:`w`, where :math:`\tau = 1 + e^{-w}`).
 
     ``Var`` is the unbiased variance over all of a layer's neurons. Per-layer PLIF layers (one tau)
     contribute nothing.

@@ -87,9 +87,9 @@ class Monitor:
     """Forward hooks that accumulate spiking statistics and operation counts (see the module docs).
 
     Args:
-        model: any ``nn.Module`` built from snnedu neurons and torch layers.
-        coverage: also measure surrogate-gradient coverage (turns ``record`` on in the neurons while
-            attached; restored on :meth:`detach`).
+        model (nn.Module): any network built from snnedu neurons and torch layers.
+        coverage (bool): also measure surrogate-gradient coverage (turns ``record`` on in the neurons
+            while attached; restored on :meth:`detach`); default ``False``.
 
     Use as a context manager (hooks removed on exit, also when the block raises) or call
     :meth:`attach` / :meth:`detach` (alias :meth:`close`).

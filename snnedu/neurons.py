@@ -44,13 +44,31 @@ __all__ = ["BaseNeuron", "IF", "LIF", "PLIF", "MLF", "PMLF", "PMLF3"]
 
 
 class BaseNeuron(StatefulModule):
-    """Shared machinery: validation, thresholds, levels, state, multi-step and single-step paths.
+    r"""Shared machinery: validation, thresholds, levels, state, multi-step and single-step paths.
 
     Subclasses implement :meth:`charge_params` returning the keyword arguments of
     :func:`snnedu.functional.charge` (``k`` and ``decay_input``). A multi-level unit sets
     :attr:`levels` ``K > 1`` and :attr:`level_spacing`: its input is fed to ``K`` independent
     sub-neurons with thresholds ``v_threshold + k * level_spacing`` (``k = 0..K-1``), each with its own
     potential and reset, and the output is the sum of their spikes (values ``0..K``).
+
+    Args:
+        v_threshold (float): firing threshold :math:`V_{th} > 0` (default 1.0).
+        v_reset (float or None): potential after a spike (hard reset), default 0; ``None`` selects
+            the soft reset :math:`V \leftarrow H - V_{th}`. Must lie below ``v_threshold``.
+        surrogate (str or Surrogate): surrogate gradient of the spike, a name (``'atan'``,
+            ``'sigmoid'``, ``'rect'``, ``'triangle'``) or a :class:`snnedu.Surrogate` (default
+            ``'atan'``).
+        detach_reset (bool): stop the gradient through the reset term (default ``False``; the PLIF
+            paper uses ``True``).
+        record (bool): keep the potentials before (``h_seq``) and after (``v_seq``) reset of the last
+            multi-step call, detached (``[T, B, ...]``), for plots (default ``False``).
+        learn_threshold (bool or str): ``False`` (default, fixed threshold), ``True`` or ``'layer'``
+            (one learnable threshold for the layer) or ``'neuron'`` (one per neuron, STL); see
+            :class:`snnedu.LearnableThreshold`.
+        threshold_noise (float): std of the random spread of per-neuron initial thresholds (default 0;
+            needs ``learn_threshold='neuron'``).
+        min_threshold (float): floor of a learnable threshold in the forward pass (default 1e-3).
     """
 
     levels = 1
@@ -183,8 +201,24 @@ class BaseNeuron(StatefulModule):
 class IF(BaseNeuron):
     r"""Integrate-and-fire neuron: :math:`H[t] = V[t-1] + X[t]`, no leak.
 
-    ``threshold_options`` (``learn_threshold``, ``threshold_noise``, ``min_threshold``) are those of
-    :class:`BaseNeuron`, for every family below.
+    Args:
+        v_threshold (float): firing threshold :math:`V_{th} > 0` (default 1.0).
+        v_reset (float or None): potential after a spike (hard reset), default 0; ``None`` selects
+            the soft reset :math:`V \leftarrow H - V_{th}`. Must lie below ``v_threshold``.
+        surrogate (str or Surrogate): surrogate gradient of the spike, a name (``'atan'``,
+            ``'sigmoid'``, ``'rect'``, ``'triangle'``) or a :class:`snnedu.Surrogate` (default
+            ``'atan'``).
+        detach_reset (bool): stop the gradient through the reset term (default ``False``; the PLIF
+            paper uses ``True``).
+        record (bool): keep the potentials before (``h_seq``) and after (``v_seq``) reset of the last
+            multi-step call, detached (``[T, B, ...]``), for plots (default ``False``).
+        learn_threshold (bool or str): ``False`` (default, fixed threshold), ``True`` or ``'layer'``
+            (one learnable threshold for the layer) or ``'neuron'`` (one per neuron, STL).
+        threshold_noise (float): std of the random spread of per-neuron initial thresholds (default 0;
+            needs ``learn_threshold='neuron'``).
+        min_threshold (float): floor of a learnable threshold in the forward pass (default 1e-3).
+
+    The other neurons take the last three as keyword arguments (``**threshold_options``).
 
     Shapes: ``[T, B, ...]`` -> ``[T, B, ...]`` (multi-step), ``[B, ...]`` -> ``[B, ...]`` (``step``).
 
@@ -211,7 +245,27 @@ class LIF(BaseNeuron):
     "tau" — snnedu keeps ``tau`` for the time constant and ``decay`` for :math:`\lambda`).
 
     Args:
-        tau: membrane time constant :math:`\tau \ge 1` (leak ``1/tau`` in (0, 1]); default 2.
+        tau (float): membrane time constant :math:`\tau \ge 1` in steps (leak ``1/tau`` in (0, 1]);
+            default 2.
+        decay_input (bool): ``True`` (default) scales the input by ``1/tau`` (Form A); ``False`` adds
+            it unscaled.
+        v_threshold (float): firing threshold :math:`V_{th} > 0` (default 1.0).
+        v_reset (float or None): potential after a spike (hard reset), default 0; ``None`` selects
+            the soft reset :math:`V \leftarrow H - V_{th}`. Must lie below ``v_threshold``.
+        surrogate (str or Surrogate): surrogate gradient of the spike, a name (``'atan'``,
+            ``'sigmoid'``, ``'rect'``, ``'triangle'``) or a :class:`snnedu.Surrogate` (default
+            ``'atan'``).
+        detach_reset (bool): stop the gradient through the reset term (default ``False``; the PLIF
+            paper uses ``True``).
+        record (bool): keep the potentials before (``h_seq``) and after (``v_seq``) reset of the last
+            multi-step call, detached (``[T, B, ...]``), for plots (default ``False``).
+
+    Keyword Args:
+        learn_threshold (bool or str): ``False`` (default, fixed threshold), ``True`` or ``'layer'``
+            (one learnable threshold for the layer) or ``'neuron'`` (one per neuron, STL).
+        threshold_noise (float): std of the random spread of per-neuron initial thresholds (default 0;
+            needs ``learn_threshold='neuron'``).
+        min_threshold (float): floor of a learnable threshold in the forward pass (default 1e-3).
 
     Shapes: ``[T, B, ...]`` -> ``[T, B, ...]``; ``step``: ``[B, ...]`` -> ``[B, ...]``.
 
@@ -277,7 +331,32 @@ class PLIF(BaseNeuron):
       :class:`snnedu.TauVarianceRegularizer`.
 
     Args:
-        tau_init: :math:`\tau_0 > 1` (default 2, i.e. ``w0 = 0``).
+        tau_init (float): initial time constant :math:`\tau_0 > 1` (default 2, i.e. ``w0 = 0``); the
+            mean of the initial values when ``tau_std > 0``.
+        per_neuron (bool): one ``w`` per neuron instead of one per layer (default ``False``).
+        shape (tuple of int or None): shape of one sample's neurons, e.g. ``(C, H, W)`` or ``(N,)``,
+            for per-neuron time constants; ``None`` (default) infers it from the first input.
+        tau_std (float): std of the per-neuron initial time constants (default 0: all start at
+            ``tau_init``); needs per-neuron time constants.
+        decay_input (bool): ``True`` (default, the paper's Form A) scales the input by ``k``;
+            ``False`` adds it unscaled.
+        v_threshold (float): firing threshold :math:`V_{th} > 0` (default 1.0).
+        v_reset (float or None): potential after a spike (hard reset), default 0; ``None`` selects
+            the soft reset :math:`V \leftarrow H - V_{th}`. Must lie below ``v_threshold``.
+        surrogate (str or Surrogate): surrogate gradient of the spike, a name (``'atan'``,
+            ``'sigmoid'``, ``'rect'``, ``'triangle'``) or a :class:`snnedu.Surrogate` (default
+            ``'atan'``).
+        detach_reset (bool): stop the gradient through the reset term (default ``False``; the PLIF
+            paper uses ``True``).
+        record (bool): keep the potentials before (``h_seq``) and after (``v_seq``) reset of the last
+            multi-step call, detached (``[T, B, ...]``), for plots (default ``False``).
+
+    Keyword Args:
+        learn_threshold (bool or str): ``False`` (default, fixed threshold), ``True`` or ``'layer'``
+            (one learnable threshold for the layer) or ``'neuron'`` (one per neuron, STL).
+        threshold_noise (float): std of the random spread of per-neuron initial thresholds (default 0;
+            needs ``learn_threshold='neuron'``).
+        min_threshold (float): floor of a learnable threshold in the forward pass (default 1e-3).
 
     Attributes: ``tau`` (tensor, differentiable), ``decay_param`` (the :class:`LearnableDecay`).
 
@@ -319,9 +398,10 @@ class MLF(BaseNeuron):
 
     .. math::
 
-        u_k[t] &= \lambda\, u_k[t-1]\,(1 - o_k[t-1]) + x[t], \qquad
-        o_k[t] = \Theta\big(u_k[t] - V_{th}^k\big), \qquad V_{th}^k = V_{th}^1 + (k - 1)\,a \\
-        \text{out}[t] &= \textstyle\sum_k o_k[t] \in \{0, 1, \dots, K\}
+        u_k[t] &= \lambda\, u_k[t-1]\,(1 - o_k[t-1]) + x[t] \\
+        o_k[t] &= \Theta\big(u_k[t] - V_{th}^k\big) \\
+        V_{th}^k &= V_{th}^1 + (k - 1)\,a \\
+        \text{out}[t] &= \textstyle\sum_{k=1}^{K} o_k[t] \in \{0, 1, \dots, K\}
 
     The thresholds are spaced by the width ``a`` of the rectangular surrogate
     :math:`g'(x) = \frac1a \mathbb 1[|x| < a/2]`, so the K gradient windows tile the potential axis
@@ -332,11 +412,25 @@ class MLF(BaseNeuron):
     first threshold is learned and the others keep their offsets ``(k-1) a``).
 
     Args:
-        K: number of levels (paper: 3). v_threshold: :math:`V_{th}^1` (paper: 0.6).
-        a: surrogate width and threshold spacing (paper: 1.0).
-        decay: :math:`\lambda \in (0, 1]` (paper: 0.25). Reset: hard to ``v_reset`` (paper: 0),
-            not detached.
-        surrogate: default :class:`snnedu.Rectangular` of width ``a``.
+        K (int): number of levels (paper: 3).
+        v_threshold (float): first threshold :math:`V_{th}^1 > 0` (paper and default: 0.6).
+        a (float): surrogate width and threshold spacing, ``a > 0`` (paper and default: 1.0).
+        decay (float): decay factor :math:`\lambda \in (0, 1]` (paper and default: 0.25).
+        v_reset (float or None): potential a level returns to after its spike (hard reset; paper and
+            default: 0); ``None`` selects the soft reset (subtract the level's threshold).
+        surrogate (str or Surrogate or None): surrogate gradient of every level; ``None`` (default)
+            is a :class:`snnedu.Rectangular` of width ``a``, centred on each level's threshold.
+        detach_reset (bool): stop the gradient through the reset term (default and paper: ``False``).
+        record (bool): keep the potentials before (``h_seq``) and after (``v_seq``) reset of the
+            last multi-step call, detached, ``[T, K, B, ...]`` (default ``False``).
+
+    Keyword Args:
+        learn_threshold (bool or str): ``False`` (default, fixed threshold), ``True`` or ``'layer'``
+            (one learnable threshold for the layer) or ``'neuron'`` (one per neuron, STL); only the
+            first threshold is learned, the others keep their offsets ``(k-1) a``.
+        threshold_noise (float): std of the random spread of per-neuron initial thresholds (default 0;
+            needs ``learn_threshold='neuron'``).
+        min_threshold (float): floor of a learnable threshold in the forward pass (default 1e-3).
 
     Shapes: ``[T, B, ...]`` -> ``[T, B, ...]`` with values in ``0..K``; ``step``: ``[B, ...]`` -> ``[B, ...]``.
     With ``record=True``, ``h_seq``/``v_seq`` are ``[T, K, B, ...]`` (one trace per level).
@@ -396,11 +490,35 @@ class PMLF(MLF):
     ``per_level=False`` (PMLF): one :math:`w` per unit, shared by all K levels.
     ``per_level=True`` (:class:`PMLF3`, "3PMLF"): one :math:`w_k` per level.
 
-    Design choices where the project's model code is unpublished (spec §8.2, documented, not
-    recovered): the update keeps MLF's multiplicative form :math:`u = \lambda u (1 - o) + x`, the decay
-    is one scalar per unit (not per neuron), and :math:`w_0 = \ln(\lambda_0/(1-\lambda_0))` so that
+    Design choices where the project's model code is unpublished (its training scripts log one
+    decay per unit; see the book's chapter 7 and its Paper settings appendix): the update keeps MLF's
+    multiplicative form :math:`u = \lambda u (1 - o) + x`, the decay is one scalar per unit (not per
+    neuron), and :math:`w_0 = \ln(\lambda_0/(1-\lambda_0))` so that
     ``decay_init = 0.25`` starts exactly at MLF's setting. With :math:`w` frozen at its initial
     value PMLF computes what MLF computes.
+
+    Args:
+        K (int): number of levels (default 3).
+        v_threshold (float): first threshold :math:`V_{th}^1 > 0` (default 0.6).
+        a (float): surrogate width and threshold spacing, ``a > 0`` (default 1.0).
+        decay_init (float): initial decay factor :math:`\lambda_0 \in (0, 1)` (default 0.25, MLF's
+            fixed value).
+        per_level (bool): one learnable decay per level (3PMLF) instead of one for the unit
+            (default ``False``).
+        v_reset (float or None): potential a level returns to after its spike (default 0); ``None``
+            selects the soft reset.
+        surrogate (str or Surrogate or None): surrogate gradient; ``None`` (default) is a
+            :class:`snnedu.Rectangular` of width ``a``.
+        detach_reset (bool): stop the gradient through the reset term (default ``False``).
+        record (bool): keep the potentials ``h_seq`` / ``v_seq``, ``[T, K, B, ...]``, of the last
+            multi-step call (default ``False``).
+
+    Keyword Args:
+        learn_threshold (bool or str): ``False`` (default, fixed threshold), ``True`` or ``'layer'``
+            (one learnable threshold for the layer) or ``'neuron'`` (one per neuron, STL).
+        threshold_noise (float): std of the random spread of per-neuron initial thresholds (default 0;
+            needs ``learn_threshold='neuron'``).
+        min_threshold (float): floor of a learnable threshold in the forward pass (default 1e-3).
 
     Attributes: ``decay`` and ``tau`` (= 1/(1 - decay)) — tensors, shape ``()`` or ``(K,)``;
     ``decay_param`` — the :class:`LearnableDecay`.
@@ -442,7 +560,28 @@ class PMLF(MLF):
 
 
 class PMLF3(PMLF):
-    """3PMLF: :class:`PMLF` with one learnable decay per level (``per_level=True``).
+    r"""3PMLF: :class:`PMLF` with one learnable decay per level (``per_level=True``).
+
+    Args:
+        K (int): number of levels, and of learnable decays (default 3).
+        v_threshold (float): first threshold :math:`V_{th}^1 > 0` (default 0.6).
+        a (float): surrogate width and threshold spacing, ``a > 0`` (default 1.0).
+        decay_init (float): initial value :math:`\lambda_0 \in (0, 1)` of every level's decay
+            (default 0.25).
+        v_reset (float or None): potential a level returns to after its spike (default 0); ``None``
+            selects the soft reset.
+        surrogate (str or Surrogate or None): surrogate gradient; ``None`` (default) is a
+            :class:`snnedu.Rectangular` of width ``a``.
+        detach_reset (bool): stop the gradient through the reset term (default ``False``).
+        record (bool): keep the potentials ``h_seq`` / ``v_seq``, ``[T, K, B, ...]``, of the last
+            multi-step call (default ``False``).
+
+    Keyword Args:
+        learn_threshold (bool or str): ``False`` (default, fixed threshold), ``True`` or ``'layer'``
+            (one learnable threshold for the layer) or ``'neuron'`` (one per neuron, STL).
+        threshold_noise (float): std of the random spread of per-neuron initial thresholds (default 0;
+            needs ``learn_threshold='neuron'``).
+        min_threshold (float): floor of a learnable threshold in the forward pass (default 1e-3).
 
     Example::
 

@@ -41,11 +41,15 @@ class LearnableThreshold(NeuronParameter):
     """A trainable firing threshold: one per layer, or one per neuron.
 
     Args:
-        init: initial threshold :math:`\\theta_0 > 0`.
-        per_neuron / shape: granularity (see :class:`snnedu.neuron_param.NeuronParameter`); the
-            per-neuron shape is inferred from the first input when ``shape`` is not given.
-        noise: std of a Gaussian spread added at initialisation (per-neuron only; STL code: 1e-4).
-        min_threshold: floor :math:`\\theta_{min} > 0` of the threshold used in the forward pass.
+        init (float): initial threshold :math:`\\theta_0`, above ``min_threshold`` (default 1.0).
+        per_neuron (bool): one threshold per neuron instead of one per layer (default ``False``);
+            see :class:`snnedu.neuron_param.NeuronParameter`.
+        shape (tuple of int or None): shape of one sample's neurons for per-neuron thresholds;
+            ``None`` (default) infers it from the first input.
+        noise (float): std of a Gaussian spread added at initialisation (default 0; per-neuron only;
+            STL code: 1e-4).
+        min_threshold (float): floor :math:`\\theta_{min} > 0` of the threshold used in the forward
+            pass (default 1e-3).
 
     :meth:`value` returns the threshold to use (clamped, straight-through gradient), shaped like ``w``.
 

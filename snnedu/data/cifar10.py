@@ -65,16 +65,24 @@ class CIFAR10Dataset(ImageTensorDataset):
     """``uint8 [N, 3, 32, 32]`` images returned as float ``[3, 32, 32]`` after optional augmentation.
 
     Args:
-        images: ``uint8 [N, 3, H, W]``.
-        labels: ``[N]`` integer classes.
-        augment: random crop (zero padding ``pad``) + horizontal flip on every access.
-        normalize: subtract ``mean`` and divide by ``std`` per channel (after scaling to [0, 1]);
-            otherwise values stay in [0, 1].
-        seed: seeds the augmentation generator. In the main process the draws follow the order of
-            the accesses, so the same sequence of indices gives the same images; in a DataLoader
-            worker the generator is seeded from ``seed`` and the worker's own seed (which a seeded
-            loader makes reproducible), so workers do not repeat each other's draws.
-        classes: class names (``dataset.classes``).
+        images (torch.Tensor): ``uint8 [N, 3, H, W]`` images.
+        labels (torch.Tensor): ``[N]`` integer classes.
+        augment (bool): keyword only; random crop (zero padding ``pad``) + horizontal flip on every
+            access (default ``False``).
+        normalize (bool): keyword only; subtract ``mean`` and divide by ``std`` per channel (after
+            scaling to [0, 1]); otherwise values stay in [0, 1] (default ``True``).
+        mean (sequence of float): keyword only; per-channel mean for ``normalize`` (default: the
+            CIFAR-10 training-set means 0.4914, 0.4822, 0.4465).
+        std (sequence of float): keyword only; per-channel std for ``normalize`` (default: 0.2023,
+            0.1994, 0.2010, the values the PLIF and MLF codes use).
+        pad (int): keyword only; zero padding of the random crop, in pixels (default 4).
+        seed (int): keyword only; seeds the augmentation generator (default 0). In the main process
+            the draws follow the order of the accesses, so the same sequence of indices gives the
+            same images; in a DataLoader worker the generator is seeded from ``seed`` and the
+            worker's own seed (which a seeded loader makes reproducible), so workers do not repeat
+            each other's draws.
+        classes (sequence of str): keyword only; class names (``dataset.classes``; default the ten
+            CIFAR-10 names).
 
     Example::
 

@@ -20,7 +20,12 @@ def data_root(root: Optional[str] = None) -> Path:
 
 
 class ImageTensorDataset(Dataset):
-    """Images kept as ``uint8`` ``[N, C, H, W]`` (compact), returned as float ``[C, H, W]`` in [0, 1]."""
+    """Images kept as ``uint8`` ``[N, C, H, W]`` (compact), returned as float ``[C, H, W]`` in [0, 1].
+
+    Args:
+        images (torch.Tensor): ``uint8 [N, C, H, W]`` images.
+        labels (torch.Tensor): ``[N]`` integer class labels (stored as ``int64`` in ``targets``).
+    """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
         if images.dim() != 4 or images.dtype != torch.uint8:
@@ -41,8 +46,13 @@ class ImageTensorDataset(Dataset):
 class DataSplit:
     """A train/test pair and where it came from.
 
-    ``source`` is a one-line, human-readable description that results must quote (e.g. "MNIST
-    (torchvision, 60,000 train / 10,000 test)" or the offline subset's name).
+    Args:
+        train (Dataset): the training set.
+        test (Dataset): the test set.
+        source (str): a one-line, human-readable description that results must quote (e.g. "MNIST
+            (torchvision, 60,000 train / 10,000 test)" or the offline subset's name).
+        offline_standin (bool): ``True`` when the data is an offline stand-in rather than the real
+            dataset (default ``False``).
     """
 
     train: Dataset

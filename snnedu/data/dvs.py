@@ -6,14 +6,14 @@ Both loaders return a :class:`~snnedu.data.DataSplit` of :class:`DVSFrameDataset
 the spiking networks. Frames are integrated once per setting and cached in HDF5
 (:mod:`snnedu.data.frame_cache`).
 
-**DVS128 Gesture** (spec §12.1): IBM's release must be downloaded by hand (a licence form), from
+**DVS128 Gesture** (Amir et al. 2017): IBM's release must be downloaded by hand (a licence form), from
 https://research.ibm.com/interactive/dvsgesture/ — unpack ``DvsGesture.tar.gz`` so that
 ``ROOT/DvsGesture/trials_to_train.txt`` exists. Each ``userXX_<lighting>.aedat`` (AEDAT 3.1) has a
 ``_labels.csv`` of ``(class, start, end)`` rows; each row is one sample ``[start, end)``. Users
 1–23 train, 24–29 test (the release's ``trials_to_*.txt``): 1,176 train / 288 test samples, as
 SpikingJelly and snnTorch count them — nothing is dropped.
 
-**CIFAR10-DVS** (spec §12.2): ``ROOT/<class>/cifar10_<class>_<i>.aedat`` (AEDAT 2.0), 1,000 per
+**CIFAR10-DVS** (Li et al. 2017): ``ROOT/<class>/cifar10_<class>_<i>.aedat`` (AEDAT 2.0), 1,000 per
 class; downloadable from figshare (``download=True``). There is no official split; snnedu's is fixed
 and stated with every number: **per class, the files sorted by their number, the first 90 %
 (0–899) train, the last 10 % (900–999) test** — the PLIF code's split.
@@ -48,7 +48,7 @@ __all__ = ["DVSFrameDataset", "DVSAugment", "time_first_collate", "load_dvs128_g
            "GESTURE_CLASSES", "find_gesture_root", "gesture_units", "cifar10_dvs_files", "cifar10_dvs_split",
            "preprocess", "FrameSetting", "STANDIN_MARKER", "DATASET_NAMES"]
 
-GESTURE_SAMPLES = {"train": 1176, "test": 288}  # SpikingJelly's count of the full release (spec §12.1)
+GESTURE_SAMPLES = {"train": 1176, "test": 288}  # SpikingJelly's count of the full release
 CIFAR10_DVS_URLS = {  # figshare "CIFAR10-DVS" (file id, md5), the archive per class
     "airplane": ("7712788", "0afd5c4bf9ae06af762a77b180354fdd"),
     "automobile": ("7712791", "8438dfeba3bc970c94962d995b1b9bdd"),
@@ -70,8 +70,19 @@ SENSOR = 128
 # frame settings and the dataset over a cache
 # --------------------------------------------------------------------------------------------------
 class FrameSetting:
-    """How recordings become frames: ``T`` frames, ``split_by``, output ``size``, ``normalization``,
-    ``duration_us`` (see :func:`snnedu.data.events_to_frames`). Checked when built."""
+    """How recordings become frames (see :func:`snnedu.data.events_to_frames`). Checked when built.
+
+    Args:
+        T (int): number of frames per sample (positive).
+        split_by (str): ``'number'`` (default: equal event counts), ``'time'`` (equal time spans) or
+            ``'duration'`` (fixed windows of ``duration_us`` from the first event).
+        size (int or tuple of int or None): output frame size ``H`` (square) or ``(H, W)``, at most
+            the 128x128 sensor; ``None`` (default) keeps the sensor size.
+        normalization (str or None): per-frame normalisation, one of
+            ``snnedu.data.frames.NORMALIZATIONS``; ``None`` (default) keeps raw event counts.
+        duration_us (int or None): window length in microseconds, required for
+            ``split_by='duration'`` (default ``None``).
+    """
 
     def __init__(self, T: int, split_by: str = "number", size=None, normalization: Optional[str] = None,
                  duration_us: Optional[int] = None):
@@ -116,9 +127,14 @@ def time_first_collate(batch):
 class DVSFrameDataset(Dataset):
     """Cached frames as a dataset: ``ds[i] -> (float32 [T, 2, H, W], label)``.
 
-    Attributes: ``classes`` (names), ``targets`` (``[N]`` labels), ``source`` (one line: which data,
-    which split, which frame setting), ``cache`` (:class:`~snnedu.data.frame_cache.FrameCache`).
-    ``transform`` (e.g. :class:`DVSAugment`) is applied to the frame tensor.
+    Args:
+        cache (FrameCache): the opened frame cache (:class:`~snnedu.data.frame_cache.FrameCache`).
+        classes (sequence of str): class names, in label order.
+        source (str): one line saying which data, which split and which frame setting.
+        transform (callable or None): applied to each ``float32 [T, 2, H, W]`` frame tensor, e.g.
+            :class:`DVSAugment` (default ``None``).
+
+    Attributes: ``classes``, ``targets`` (``[N]`` labels), ``source`` and ``cache``, as given.
     """
 
     def __init__(self, cache: FrameCache, classes: Sequence[str], source: str, transform=None):
@@ -144,7 +160,13 @@ class DVSFrameDataset(Dataset):
 class DVSAugment:
     """TET's augmentation of event frames ``[T, 2, H, W]``: a horizontal flip with probability
     ``flip_p`` and a circular shift by ``(dy, dx)`` drawn uniformly from ``[-roll, roll]²`` — the
-    same draw for all T frames of a sample. Seeded; draws follow the order of the calls."""
+    same draw for all T frames of a sample. Seeded; draws follow the order of the calls.
+
+    Args:
+        flip_p (float): probability of the horizontal flip, in [0, 1] (default 0.5).
+        roll (int): largest shift in pixels along each axis, ``>= 0`` (default 5; 0 disables it).
+        seed (int): seed of the augmentation's own random generator (default 0).
+    """
 
     def __init__(self, flip_p: float = 0.5, roll: int = 5, seed: int = 0):
         if not 0.0 <= flip_p <= 1.0 or roll < 0:

@@ -1,7 +1,7 @@
 """An HDF5 cache of integrated event frames: written atomically, resumable, verified when read.
 
 Integrating a DVS recording into frames takes far longer than reading the frames back, and the four
-papers use four different settings (spec §12.3), so the frames are cached once per setting. A cache
+papers use four different settings (chapter 8 of the book), so the frames are cached once per setting. A cache
 is one HDF5 file (h5py) holding, for ``N`` samples of ``T`` frames::
 
     frames     [N, T, 2, H, W]   uint16 / uint32 counts, or float32 when normalised
@@ -227,8 +227,9 @@ class FrameCache:
     works inside DataLoader workers.
 
     Args:
-        path: the ``.h5`` file.
-        key: the settings it must have been built with (``None``: accept any).
+        path (str or Path): the ``.h5`` file.
+        key (dict or None): the settings it must have been built with (``None``, the default: accept
+            any).
 
     ``cache[i]`` -> ``(frames ndarray [T, 2, H, W], label)``, with the sample's CRC-32 checked.
     """

@@ -1,4 +1,4 @@
-r"""Events -> frames: integrate an event stream into a fixed number of frames (spec §12.3).
+r"""Events -> frames: integrate an event stream into a fixed number of frames (chapter 8).
 
 A frame counts the events of one time segment per polarity and pixel:
 

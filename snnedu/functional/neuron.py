@@ -10,7 +10,7 @@ and call these. Every neuron family is the same three steps at each time step ``
     V[t] &= \begin{cases} H[t](1 - S[t]) + V_{reset} S[t] & \text{hard reset} \\
                           H[t] - V_{th} S[t] & \text{soft reset (}V_{reset}=\text{None)} \end{cases}
 
-Charge functions, with ``k = 1/tau`` the leak per step (spec §0.1):
+Charge functions, with ``k = 1/tau`` the leak per step (chapter 2 of the book derives both forms):
 
 - IF: :math:`H = V + X`
 - LIF, ``decay_input=True`` (Form A, PLIF paper / SpikingJelly): :math:`H = V + k\,(X - (V - V_{reset}))`

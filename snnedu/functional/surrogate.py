@@ -2,7 +2,7 @@ r"""Surrogate gradients: a Heaviside step forward, a smooth derivative backward.
 
 A spiking neuron fires when its membrane potential crosses the threshold,
 :math:`S = \Theta(x)` with :math:`x = H - V_{th}` and :math:`\Theta(x) = 1` if :math:`x \ge 0`
-(the SpikingJelly convention, spec §0.2). :math:`\Theta` has zero derivative almost everywhere, so
+(the SpikingJelly convention, Fang et al. 2023). :math:`\Theta` has zero derivative almost everywhere, so
 backpropagation through it learns nothing. A *surrogate* keeps the exact step in the forward pass and
 uses the derivative :math:`g'(x)` of a smooth primitive :math:`g \approx \Theta` in the backward pass.
 
@@ -62,7 +62,8 @@ class Surrogate:
     """Base class. Subclasses define :meth:`grad` (:math:`g'`) and :meth:`primitive` (:math:`g`).
 
     Calling the object on ``x = H - V_th`` (any shape) returns spikes of the same shape and dtype;
-    in backward the incoming gradient is multiplied by ``grad(x)``.
+    in backward the incoming gradient is multiplied by ``grad(x)``. The base class takes no
+    constructor arguments; each subclass takes its own shape parameter.
     """
 
     name = "surrogate"
@@ -94,6 +95,10 @@ class Rectangular(Surrogate):
     r"""Rectangular window of width ``a`` and height ``1/a`` (STBP; MLF uses ``a = 1``).
 
     :math:`g'(x) = \frac{1}{a}\mathbb{1}[|x| < a/2]`, primitive :math:`\mathrm{clip}(x/a + 1/2, 0, 1)`.
+
+    Args:
+        a (float): width of the window around the threshold, ``a > 0`` (default 1.0); the height
+            ``1/a`` keeps the area at 1.
     """
 
     name = "rect"
@@ -112,7 +117,12 @@ class Rectangular(Surrogate):
 
 
 class Sigmoid(Surrogate):
-    r"""Logistic surrogate: :math:`g(x) = \sigma(\alpha x)`, :math:`g'(x) = \alpha\, g (1 - g)`."""
+    r"""Logistic surrogate: :math:`g(x) = \sigma(\alpha x)`, :math:`g'(x) = \alpha\, g (1 - g)`.
+
+    Args:
+        alpha (float): steepness, ``alpha > 0`` (default 4.0, SpikingJelly's); the peak of
+            :math:`g'` is ``alpha / 4``.
+    """
 
     name = "sigmoid"
 
@@ -131,8 +141,18 @@ class Sigmoid(Surrogate):
 
 
 class ATan(Surrogate):
-    r"""Arc-tangent surrogate (PLIF paper, STL-SNN): :math:`g(x) = \frac{1}{\pi}\arctan(\frac{\pi}{2}\alpha x) + \frac12`,
-    :math:`g'(x) = \frac{\alpha/2}{1 + (\pi\alpha x/2)^2}`; ``alpha = 2`` gives :math:`1/(1 + (\pi x)^2)`.
+    r"""Arc-tangent surrogate (PLIF paper, STL-SNN).
+
+    .. math::
+
+        g(x) = \frac{1}{\pi}\arctan\Big(\frac{\pi}{2}\alpha x\Big) + \frac12, \qquad
+        g'(x) = \frac{\alpha/2}{1 + (\pi\alpha x/2)^2}
+
+    ``alpha = 2`` gives :math:`g'(x) = 1/(1 + (\pi x)^2)`.
+
+    Args:
+        alpha (float): steepness, ``alpha > 0`` (default 2.0, the PLIF and STL setting); the peak
+            of :math:`g'` is ``alpha / 2``.
     """
 
     name = "atan"
@@ -151,7 +171,12 @@ class ATan(Surrogate):
 
 
 class Triangle(Surrogate):
-    r"""Triangular surrogate (TET code): :math:`g'(x) = \frac{1}{\gamma^2}\max(0, \gamma - |x|)`."""
+    r"""Triangular surrogate (TET code): :math:`g'(x) = \frac{1}{\gamma^2}\max(0, \gamma - |x|)`.
+
+    Args:
+        gamma (float): half-width of the triangle, ``gamma > 0`` (default 1.0, the TET setting);
+            the peak of :math:`g'` is ``1 / gamma``.
+    """
 
     name = "triangle"
 

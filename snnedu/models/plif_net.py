@@ -1,4 +1,4 @@
-r"""The networks of the PLIF paper (Fang et al., ICCV 2021), spec §3.2, with any neuron (``neuron=``).
+r"""The networks of the PLIF paper (Fang et al., ICCV 2021), with any neuron (``neuron=``).
 
 Notation of the paper: ``cCk3s1`` = 3x3 conv with ``C`` channels, stride 1, padding 1, no bias;
 ``BN`` = batch norm; ``PLIF`` = the spiking layer; ``MP2`` / ``AP2`` = 2x2 max / average pooling;
@@ -16,11 +16,11 @@ Notation of the paper: ``cCk3s1`` = 3x3 conv with ``C`` channels, stride 1, padd
 Both output per-step class rates ``[T, B, n_classes]``: train with :func:`snnedu.rate_mse` (MSE of
 the mean rate to the one-hot label) and decode with :func:`snnedu.predict`.
 
-Batch norm (spec §0.5): ``bn='per_step'`` (default, what the paper's single-step code does: one
+Batch norm: ``bn='per_step'`` (default, what the paper's single-step code does: one
 ``BatchNorm2d`` applied separately at each step, :class:`snnedu.layers.PerStepBatchNorm`) or
 ``bn='time'`` (statistics over T·B, ``TimeDistributed(BatchNorm2d)``, faster).
 
-Per-neuron time constants (TU Delft thesis, spec §4): pass
+Per-neuron time constants (Pazderka's TU Delft thesis, 2024): pass
 ``neuron=lambda: PLIF(per_neuron=True, tau_std=0.1, detach_reset=True)``. The shapes of the ``w``
 are then inferred from the first input, so **create the optimizer after one forward pass** (or call
 ``net.materialize()``, which runs one small dummy step without touching the batch-norm statistics).
@@ -86,7 +86,7 @@ class _LazyMixin:
 
 
 class PLIFStaticNet(_LazyMixin, nn.Module):
-    r"""The PLIF paper's network for static images (MNIST, Fashion-MNIST, CIFAR-10), spec §3.2.
+    r"""The PLIF paper's network for static images (MNIST, Fashion-MNIST, CIFAR-10).
 
     The brackets mark the part applied once to the image; the rest runs for ``T`` steps:
 
@@ -104,16 +104,18 @@ class PLIFStaticNet(_LazyMixin, nn.Module):
     ``FC100`` is ``10 * n_classes`` neurons, averaged in groups of 10 by the voting layer.
 
     Args:
-        dataset: ``'mnist'``, ``'fashion_mnist'`` (same net) or ``'cifar10'``.
-        T: number of time steps the encoder output is repeated for (paper: 8).
-        channels: conv width (default 128 for MNIST, 256 for CIFAR-10; e.g. 16 for a quick run).
-        fc_hidden: width of the hidden FC layer (paper: 2048).
-        n_classes: classes (10); the last spiking layer has ``10 * n_classes`` neurons.
-        neuron: factory of the spiking layers (default: ``PLIF(tau_init=2.0, detach_reset=True)``).
-        pool: ``'max'`` (paper) or ``'avg'``.
-        bn: ``'per_step'`` (paper) or ``'time'`` (see the module docstring). The encoder's BN sees the
-            static batch once, so it is an ordinary ``BatchNorm2d`` either way.
-        p: dropout probability of the :class:`SeqDropout` layers (paper: 0.5).
+        dataset (str): ``'mnist'`` (default), ``'fashion_mnist'`` (same net) or ``'cifar10'``.
+        T (int): number of time steps the encoder output is repeated for (default and paper: 8).
+        channels (int or None): conv width (``None``, the default: 128 for MNIST, 256 for CIFAR-10;
+            e.g. 16 for a quick run).
+        fc_hidden (int): width of the hidden FC layer (default and paper: 2048).
+        n_classes (int): classes (default 10); the last spiking layer has ``10 * n_classes`` neurons.
+        neuron (callable): factory of the spiking layers (default:
+            ``PLIF(tau_init=2.0, detach_reset=True)``).
+        pool (str): ``'max'`` (default, paper) or ``'avg'``.
+        bn (str): ``'per_step'`` (default, paper) or ``'time'`` (see the module docstring). The
+            encoder's BN sees the static batch once, so it is an ordinary ``BatchNorm2d`` either way.
+        p (float): dropout probability of the :class:`SeqDropout` layers (default and paper: 0.5).
 
     Shapes: the static batch ``[B, C, H, W]`` (not encoded: the net repeats it itself) ->
     ``[T, B, n_classes]`` class rates per step. ``forward(x, T=...)`` overrides ``T`` for one call.
@@ -217,7 +219,7 @@ def _pair(name: str, value) -> Tuple[int, int]:
 
 
 class PLIFDVSNet(_LazyMixin, nn.Module):
-    r"""The PLIF paper's network for event frames (N-MNIST, CIFAR10-DVS, DVS128 Gesture), spec §3.2 / §4.4::
+    r"""The PLIF paper's network for event frames (N-MNIST, CIFAR10-DVS, DVS128 Gesture)::
 
         {cCk3s1-BN-PLIF-MP2} x n_down -> DP -> FC(C*h*w/4) -> PLIF -> DP -> FC(10*classes) -> PLIF -> AP10
 
@@ -238,11 +240,17 @@ class PLIFDVSNet(_LazyMixin, nn.Module):
     forward pass — create the optimizer after it (or after :meth:`materialize`).
 
     Args:
-        in_channels: 2 (ON/OFF polarity frames). input_size: ``H`` (square) or ``(H, W)``.
-        channels: conv width ``C``. n_down: number of conv blocks, each halving the resolution.
-        n_classes: classes; the last spiking layer has ``10 * n_classes`` neurons.
-        fc_hidden: hidden FC width (default ``C*h*w // 4``, the paper's).
-        neuron, pool, bn, p: as in :class:`PLIFStaticNet`.
+        in_channels (int): input channels (default 2: ON/OFF polarity frames).
+        input_size (int or tuple of int): frame size, ``H`` (square) or ``(H, W)`` (default 128).
+        channels (int): conv width ``C`` (default 128).
+        n_down (int): number of conv blocks, each halving the resolution (default 5).
+        n_classes (int): classes (default 11); the last spiking layer has ``10 * n_classes`` neurons.
+        fc_hidden (int or None): hidden FC width (``None``, the default: ``C*h*w // 4``, the paper's).
+        neuron (callable): factory of the spiking layers (default:
+            ``PLIF(tau_init=2.0, detach_reset=True)``).
+        pool (str): ``'max'`` (default, paper) or ``'avg'``.
+        bn (str): ``'per_step'`` (default, paper) or ``'time'`` (see the module docstring).
+        p (float): dropout probability of the :class:`SeqDropout` layers (default and paper: 0.5).
 
     Shapes: ``[T, B, in_channels, H, W]`` frames (raw event counts in the paper) -> ``[T, B, n_classes]``.
 
@@ -290,7 +298,7 @@ class PLIFDVSNet(_LazyMixin, nn.Module):
             SeqDropout(p), _fc(self.fc_hidden, 10 * self.n_classes), neuron(),
             VotingReadout(self.n_classes, 10))
 
-    # -- presets (spec §3.2); every argument can be overridden --------------------------------------------
+    # -- presets (the paper's settings); every argument can be overridden ------------------------------------
     @classmethod
     def dvs128_gesture(cls, **overrides) -> "PLIFDVSNet":
         """DVS128 Gesture: C=128, 5 blocks, 128x128 -> 4x4, FC 2048 -> 512 -> 110, 11 classes (paper: T=20)."""
@@ -300,7 +308,7 @@ class PLIFDVSNet(_LazyMixin, nn.Module):
     def cifar10_dvs(cls, **overrides) -> "PLIFDVSNet":
         """CIFAR10-DVS: C=128, 4 blocks, 128x128 -> 8x8, FC 8192 -> 2048 -> 100, 10 classes (paper: T=20).
 
-        SpikingJelly's later re-implementation uses FC 512; this is the original's 2048 (spec §13 #20).
+        SpikingJelly's later re-implementation uses FC 512; this is the original code's 2048.
         """
         return cls(**{**dict(input_size=128, channels=128, n_down=4, n_classes=10), **overrides})
 

@@ -1,7 +1,7 @@
 r"""Spiking residual networks: the standard spiking ResNet (tdBN paper) and the spiking DS-ResNet of the
 MLF paper, with any neuron family (``neuron=`` factory). Input ``[T, B, C, H, W]``, output ``[T, B, classes]``.
 
-Two residual blocks (spec §6.3, §7.3), ``conv`` = 3x3, bias-free; ``norm`` = :class:`snnedu.tdBN2d`:
+Two residual blocks, ``conv`` = 3x3, bias-free; ``norm`` = :class:`snnedu.tdBN2d`:
 
 - **standard** (``ds=False``; Zheng et al. 2021): the branches are added *before* the neuron,
 
@@ -19,7 +19,7 @@ Two residual blocks (spec §6.3, §7.3), ``conv`` = 3x3, bias-free; ``norm`` = :
 
 ``share_neuron=True`` uses one neuron object for both activations of a block's main branch. For
 neurons without parameters this changes nothing; for PMLF/PMLF3 it shares the learnable decay, which
-is what the PMLF project's logging implies (spec §8.2).
+is what the PMLF project's training scripts imply (they log one decay per block; see chapter 7).
 """
 from __future__ import annotations
 
@@ -50,6 +50,20 @@ def _conv(c_in: int, c_out: int, k: int, stride: int) -> nn.Module:
 
 class SpikingBasicBlock(nn.Module):
     """One residual block (see the module docstring). Shapes: ``[T, B, c_in, H, W] -> [T, B, c_out, H', W']``.
+
+    Args:
+        c_in (int): input channels.
+        c_out (int): output channels; ``c_out != c_in`` or ``stride != 1`` adds a projection shortcut.
+        stride (int): stride of the first conv and of the projection shortcut (default 1; 2 halves
+            ``H`` and ``W``).
+        neuron (callable): keyword only; factory that returns a fresh spiking activation, e.g.
+            ``lambda: MLF(K=3)``.
+        v_threshold (float): keyword only; the threshold every tdBN of the block scales to (that of
+            the neuron, e.g. 0.6 for MLF).
+        ds (bool): dormant-suppressed block (default ``True``, MLF) or standard block (``False``,
+            tdBN paper).
+        share_neuron (bool): one neuron object for both activations of the main branch (default
+            ``False``; ``True`` for the PMLF settings).
 
     Example::
 
@@ -85,15 +99,25 @@ class SpikingResNet(nn.Module):
     """CIFAR-style spiking ResNet: stem conv3x3-tdBN-neuron, three stages, global average pool, head.
 
     Args:
-        blocks: blocks per stage, e.g. ``(3, 3, 3)`` (ResNet-20) or ``(2, 2, 2)`` (ResNet-14).
-        channels: channels of the stages, e.g. ``(16, 32, 64)``; stages 2 and 3 start with stride 2.
-        in_channels: 3 for images, 2 for DVS polarity frames. stem_channels: default ``channels[0]``.
-        neuron: factory of the spiking activation, e.g. ``lambda: MLF(K=3)``.
-        v_threshold: threshold used by every tdBN (that of the neuron, e.g. 0.6 for MLF).
-        ds: DS-ResNet blocks (True) or standard spiking blocks (False).
-        hidden: ``None`` for a ``Linear(C, classes)`` head (MLF, PMLF); a width for
-            ``Linear(C, hidden) -> neuron -> Linear(hidden, classes)`` (ResNet-19 of tdBN/TET).
-        input_norm: a non-affine tdBN on the raw input (the MLF code does this for DVS frames).
+        blocks (sequence of int): blocks per stage, e.g. ``(3, 3, 3)`` (ResNet-20, default) or
+            ``(2, 2, 2)`` (ResNet-14).
+        channels (sequence of int): channels of the stages, e.g. ``(16, 32, 64)`` (default); stages
+            2 and 3 start with stride 2.
+        neuron (callable): keyword only; factory of the spiking activation, e.g. ``lambda: MLF(K=3)``.
+        v_threshold (float): keyword only; threshold used by every tdBN (that of the neuron, e.g. 0.6
+            for MLF).
+        in_channels (int): input channels: 3 for images (default), 2 for DVS polarity frames.
+        n_classes (int): number of classes, at least 2 (default 10).
+        stem_channels (int or None): output channels of the stem conv (default ``None``:
+            ``channels[0]``).
+        ds (bool): DS-ResNet blocks (``True``, default) or standard spiking blocks (``False``).
+        share_neuron (bool): one neuron object for both activations of each block's main branch
+            (default ``False``); see the module docstring.
+        hidden (int or None): ``None`` (default) for a ``Linear(C, classes)`` head (MLF, PMLF); a
+            width for ``Linear(C, hidden) -> neuron -> Linear(hidden, classes)`` (ResNet-19 of
+            tdBN/TET).
+        input_norm (bool): a non-affine tdBN on the raw input (default ``False``; the MLF code does
+            this for DVS frames).
 
     Shapes: ``[T, B, in_channels, H, W] -> [T, B, n_classes]`` (per-step outputs: average over T for
     :func:`snnedu.rate_cross_entropy`, or use them per step with :func:`snnedu.tet_loss`).
@@ -152,7 +176,7 @@ class SpikingResNet(nn.Module):
 
 def resnet20(*, neuron, v_threshold: float = 0.6, channels=(16, 32, 64), **kw) -> SpikingResNet:
     """ResNet-20: three stages of 3 blocks. MLF/PMLF use ``channels=(64, 128, 256)`` on CIFAR-10 and
-    ``(16, 32, 64)`` on DVS128 Gesture (spec §7.4)."""
+    ``(16, 32, 64)`` on DVS128 Gesture (Feng et al. 2022)."""
     return SpikingResNet((3, 3, 3), channels, neuron=neuron, v_threshold=v_threshold, **kw)
 
 

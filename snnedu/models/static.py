@@ -50,6 +50,17 @@ class SpikingMLP(StaticClassifier):
     ``batch_norm=True`` puts a ``BatchNorm1d`` (statistics over T·B) between each hidden Linear and
     its neuron — what keeps a deep plain SNN trainable at all (chapter 4).
 
+    Args:
+        input_shape (sequence of int): shape of one step of one sample, e.g. ``(1, 28, 28)``
+            (default); it is flattened.
+        hidden (sequence of int): widths of the hidden spiking layers (default ``(256,)``; ``()``
+            gives a single Linear read-out).
+        n_classes (int): number of classes, at least 2 (default 10).
+        neuron (callable): factory called once per hidden layer that returns a fresh neuron module
+            (default ``LIF(tau=2.0)``).
+        batch_norm (bool): put a ``BatchNorm1d`` between each hidden Linear and its neuron (default
+            ``False``).
+
     Shapes: ``[T, B, *input_shape] -> [T, B, n_classes]``.
 
     Example::
@@ -82,7 +93,16 @@ class SpikingCNN(StaticClassifier):
     """Small convolutional SNN for 28x28 (or any H, W divisible by 4) images.
 
     ``{Conv3x3(c) -> BN -> neuron -> MaxPool2} x 2 -> Flatten -> Linear(hidden) -> neuron -> Linear``.
-    BatchNorm statistics are taken over T·B (spec §0.5, behaviour 2).
+    BatchNorm statistics are taken over T·B together.
+
+    Args:
+        input_shape (sequence of int): ``(C, H, W)`` of one step of one sample, ``H`` and ``W``
+            divisible by 4 (default ``(1, 28, 28)``).
+        channels (int): channels of both conv layers (default 32).
+        hidden (int): width of the hidden spiking Linear layer (default 128).
+        n_classes (int): number of classes, at least 2 (default 10).
+        neuron (callable): factory called once per spiking layer that returns a fresh neuron module
+            (default ``LIF(tau=2.0)``).
 
     Shapes: ``[T, B, C, H, W] -> [T, B, n_classes]``.
 
