@@ -46,12 +46,13 @@ from .config import ConfigError, validate_config
 from .errors import SnneduError
 
 __all__ = ["StudyError", "load_study", "study_cells", "run_study", "check_study", "load_result",
-           "cell_values", "summarize", "compare", "SELECTION_RULE"]
+           "cell_values", "summarize", "compare", "markdown_report", "SELECTION_RULE"]
 
 FORMAT = 1
 SELECTION_RULE = ("test accuracy at the final epoch (no epoch or run is selected on the test set); "
                   "mean ± standard error over seeds; differences paired by seed with a 95 % t-interval")
-_STUDY_FIELDS = {"name", "title", "chapter", "description", "base", "axes", "grid", "seeds", "measure"}
+_STUDY_FIELDS = {"name", "title", "chapter", "description", "base", "axes", "grid", "seeds", "measure",
+                 "compare", "paper"}
 _MEASURE = {"probe": 512, "eval_T": [], "noise_std": [], "repeat": False, "coverage": False,
             "threads": 1}
 
@@ -140,11 +141,22 @@ def load_study(path) -> dict:
     for k in ("probe", "threads"):
         if isinstance(measure[k], bool) or not isinstance(measure[k], int) or measure[k] < 1:
             raise StudyError(f"{path}: measure.{k}: expected a positive integer")
+    compare_ = raw.get("compare") or []
+    if not isinstance(compare_, list) or any(not isinstance(c, dict) or not {"a", "b"} <= set(c)
+                                             or set(c) - {"a", "b", "metric", "claim"} for c in compare_):
+        raise StudyError(f"{path}: compare: expected a list of {{a: LABEL, b: LABEL, metric: KEY, claim: TEXT}}")
+    paper = raw.get("paper") or []
+    if not isinstance(paper, list) or any(not isinstance(p, dict) or not {"text", "cite"} <= set(p) for p in paper):
+        raise StudyError(f"{path}: paper: expected a list of {{text: ..., cite: BIBKEY}}")
     study = {"name": name, "title": str(raw.get("title", name)), "chapter": raw.get("chapter"),
-             "description": raw.get("description", ""), "path": str(path),
+             "description": raw.get("description", ""), "path": str(path), "compare": compare_, "paper": paper,
              "sha256": hashlib.sha256(data).hexdigest(), "base": raw["base"], "axes": axes, "seeds": seeds,
              "measure": measure}
-    study_cells(study)  # every cell's config must validate now, not halfway through a sweep
+    labels = variants(study)  # every cell's config must validate now, not halfway through a sweep
+    for c in compare_:
+        for side in ("a", "b"):
+            if c[side] not in labels:
+                raise StudyError(f"{path}: compare: {c[side]!r} is not a variant; variants: {labels}")
     return study
 
 
@@ -436,7 +448,7 @@ def run_study(path, out_dir="results/studies", *, jobs: int = 1, progress: bool 
     todo = [c for c in cells if _cell_id(c["label"], c["seed"]) not in stored
             and (only is None or c["label"] in only)]
     result = {"format": FORMAT, "name": study["name"], "title": study["title"], "chapter": study["chapter"],
-              "description": study["description"], "study_file": Path(study["path"]).as_posix(),
+              "description": study["description"], "compare": study["compare"], "paper": study["paper"], "study_file": Path(study["path"]).as_posix(),
               "study_sha256": study["sha256"], "variants": variants(study), "seeds": study["seeds"],
               "measure": study["measure"], "selection_rule": SELECTION_RULE, "cells": stored, "complete": False}
 
@@ -556,3 +568,50 @@ def compare(result: dict, a: str, b: str, metric: str = "test_acc", confidence: 
     out = paired_difference([va[s] for s in seeds], [vb[s] for s in seeds], confidence)
     out["seeds"] = seeds
     return out
+
+
+def _num(x: float, digits: int = 1) -> str:
+    return f"{x:.{digits}f}"
+
+
+def markdown_report(result: dict, metric: str = "test_acc", heading: Optional[str] = None) -> str:
+    """The study as Markdown: per variant mean ± s.e. over seeds, then the study's comparisons as
+    paired differences with their 95 % intervals, then data, seeds, epochs, machine and wall time.
+
+    The tables have three or four narrow columns so that they fit a book's content column."""
+    from .stats import paired_difference
+
+    lines = []
+    if heading:
+        lines += [heading, ""]
+    summ = summarize(result, metric)
+    recs = list(result["cells"].values())
+    first = recs[0]
+    lines += [f"| variant | test accuracy % (mean ± s.e.) | per seed |", "|---|---|---|"]
+    for label, s in summ.items():
+        per = ", ".join(_num(v) for _, v in sorted(s["values"].items()))
+        lines.append(f"| {label} | {_num(s['mean'], 2)} ± {_num(s['se'], 2)} | {per} |")
+    comps = result.get("compare") or []
+    if comps:
+        lines += ["", "| comparison (paired by seed) | difference, points [95 % interval] | seeds won |",
+                  "|---|---|---|"]
+        for c in comps:
+            m = c.get("metric", metric)
+            d = compare(result, c["a"], c["b"], m)
+            lo, hi = d["ci"]
+            what = f"{c['a']} − {c['b']}" + ("" if m == metric else f" ({m})")
+            lines.append(f"| {what} | {d['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}] | {d['wins']} of {d['n']} |")
+    n_seeds = len(result["seeds"])
+    epochs = first["config"]["train"]["epochs"]
+    machines = sorted({f"{r['cpu']} ({r['cores']} cores)" for r in recs})
+    commits = sorted({r["snnedu_commit"][:12] for r in recs})
+    lines += ["", f"Data: {first['data']}; {first['n_train']:,} training, {first['n_val']:,} validation, "
+                  f"{first['n_test']:,} test images. {len(result['variants'])} variants × {n_seeds} seeds "
+                  f"({', '.join(map(str, result['seeds']))}), {epochs} epochs each. "
+                  f"Selection rule: {result['selection_rule']}. "
+                  f"Machine: {'; '.join(machines)}, torch {first['torch']}, snnedu {', '.join(commits)}; "
+                  f"{result.get('wall_s_total', 0) / 60:.0f} min of training in all. "
+                  f"Study file `{result['study_file']}` (sha256 {result['study_sha256'][:12]})."]
+    for p in result.get("paper") or []:
+        lines += ["", f"The paper's number (not snnedu's): {p['text']} {{cite:p}}`{p['cite']}`."]
+    return "\n".join(lines) + "\n"

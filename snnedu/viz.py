@@ -15,7 +15,7 @@ from .viz_events import animate_frames, event_rate, event_scatter, frame_image, 
 
 __all__ = ["raster", "membrane_trace", "spike_count_histogram", "plot_surrogate", "plot_history",
            "layer_bars", "tau_histogram", "threshold_histogram", "learned_values",
-           "event_scatter", "event_rate", "frame_image", "frames_grid", "animate_frames"]
+           "study_curves", "event_scatter", "event_rate", "frame_image", "frames_grid", "animate_frames"]
 
 
 def _ax(ax):
@@ -196,3 +196,53 @@ def tau_histogram(model, ax=None, bins: int = 40, title: Optional[str] = None, k
 def threshold_histogram(model, ax=None, bins: int = 40, title: Optional[str] = None):
     """Histogram of the learned firing thresholds per layer (per-layer thresholds as lines)."""
     return _value_histogram(learned_values(model, "threshold"), ax, "threshold $V_{th}$", bins, title)
+
+
+def study_curves(result: dict, curve: str = "test_acc", variants: Optional[Sequence[str]] = None, ax=None,
+                 layer: Optional[int] = None, labels: Optional[Sequence[str]] = None, colors=None,
+                 title: Optional[str] = None):
+    """Per-epoch curves of a stored study (:mod:`snnedu.study`): the mean over seeds, with a band of
+    ± one standard error, one line per variant. Epoch 0 is the network before training.
+
+    Args:
+        result: a study result (:func:`snnedu.study.load_result`).
+        curve: a per-epoch key of the cells' ``curves`` (``test_acc``, ``val_acc``, ``train_loss``,
+            ``firing_rate``, ``dormant``, ``tau_mean``, ``threshold_mean`` ...).
+        variants: the variant labels to draw (default: all).
+        ax: matplotlib axes (default: a new figure).
+        layer: for per-layer curves (lists per epoch), the layer index; default: the mean over layers.
+        labels: legend labels (default: the variant labels).
+        colors: line colours, one per variant (default: matplotlib's cycle).
+        title: axes title.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    ax = _ax(ax)
+    variants = list(variants or result["variants"])
+    for i, v in enumerate(variants):
+        rows = [r["curves"][curve] for r in result["cells"].values() if r["label"] == v and curve in r["curves"]]
+        if not rows:
+            raise KeyError(f"no curve {curve!r} for variant {v!r}")
+        epochs = [r["curves"]["epoch"] for r in result["cells"].values() if r["label"] == v][0]
+        vals = []
+        for row in rows:
+            pts = []
+            for x in row:
+                if isinstance(x, list):
+                    x = x[layer] if layer is not None else float(np.mean(x))
+                pts.append(np.nan if x is None else float(x))
+            vals.append(pts)
+        a = np.asarray(vals, dtype=float)  # [seeds, epochs]
+        mean = np.nanmean(a, 0)
+        se = np.nanstd(a, 0, ddof=1) / np.sqrt(a.shape[0]) if a.shape[0] > 1 else np.zeros_like(mean)
+        x = np.asarray(epochs[:a.shape[1]])
+        ok = ~np.isnan(mean)
+        kw = {} if colors is None else {"color": colors[i]}
+        line, = ax.plot(x[ok], mean[ok], marker="o", ms=3, label=(labels[i] if labels else v), **kw)
+        ax.fill_between(x[ok], (mean - se)[ok], (mean + se)[ok], alpha=0.2, color=line.get_color())
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(curve.replace("_", " "))
+    if title:
+        ax.set_title(title)
+    return ax

