@@ -99,7 +99,7 @@ def _names_file(err: Exception, path: Path) -> None:
 # ==================================================================================================
 HEADER31 = b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n"
 HEADER20 = b"#!AER-DAT2.0\r\n# fuzz\r\n"
-MAX13 = 1 << 13  # AEDAT 3.1 stores x and y in 13 bits
+MAX15 = 1 << 15  # AEDAT 3.1 stores x and y in 15 bits
 
 
 def _check_read(events: np.ndarray, sensor) -> None:
@@ -167,7 +167,7 @@ def test_aedat31_random_bytes(fuzz_dir, prefix, body):
     COUNTS["aedat31_random_bytes"] += 1
     path = fuzz_dir / "random31.aedat"
     path.write_bytes(prefix + body)
-    _read(read_aedat31, path, (MAX13, MAX13))
+    _read(read_aedat31, path, (MAX15, MAX15))
 
 
 packet_headers = st.tuples(st.integers(-3, 3), st.integers(-2**15, 2**15 - 1),
@@ -183,7 +183,7 @@ def test_aedat31_random_packets(fuzz_dir, packets):
     COUNTS["aedat31_random_packets"] += 1
     path = fuzz_dir / "packets31.aedat"
     path.write_bytes(HEADER31 + b"".join(struct.pack("<hhiiiiii", *h) + body for h, body in packets))
-    _read(read_aedat31, path, (MAX13, MAX13))
+    _read(read_aedat31, path, (MAX15, MAX15))
 
 
 def _packet_ends(raw: bytes) -> dict:
@@ -225,7 +225,7 @@ def test_aedat31_bit_flips(fuzz_dir, events, flips):
     for where, bit in flips:
         raw[min(int(where * len(raw)), len(raw) - 1)] ^= 1 << bit
     path.write_bytes(bytes(raw))
-    _read(read_aedat31, path, (MAX13, MAX13))
+    _read(read_aedat31, path, (MAX15, MAX15))
 
 
 @fuzz(60)

@@ -34,6 +34,7 @@ import json
 import os
 import re
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -63,6 +64,9 @@ STANDIN_MARKER = "snnedu_standin.json"
 _PARTIAL_MARKER = "snnedu_standin.partial"
 _FORMAT_VERSION = 1          # bump when the generated data change, so old stand-ins are regenerated
 _LIGHTING_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
+# a simulated recording was never started at any wall-clock time: its AEDAT 3.1 '#Start-Time:' line says
+# 1970-01-01 00:00:00 (TZ+0000), so that the files stay byte-for-byte the same for the same seed
+_STANDIN_START_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -494,7 +498,8 @@ def write_gesture_standin(root, *, n_train_users: int = 4, n_test_users: int = 2
 
     Each recording draws its own contrast threshold (0.17–0.22) and background activity
     (0.03–0.1 Hz per pixel) — the "lighting" names only label the files. Deterministic given the
-    arguments. If the folder already holds a complete stand-in made with the same settings it is
+    arguments, byte for byte: the recordings' ``#Start-Time:`` header line is the Unix epoch. If the
+    folder already holds a complete stand-in made with the same settings it is
     reused; a half-written one (interrupted run) or one with other settings is regenerated; a folder
     with foreign ``.aedat`` files (e.g. the real dataset) raises :class:`snnedu.errors.DataError`.
     Prints one line saying what was generated (or reused) and where.
@@ -548,7 +553,8 @@ def write_gesture_standin(root, *, n_train_users: int = 4, n_test_users: int = 2
         for u in range(1, n_users + 1):
             for li, name in enumerate(names[u]):
                 events, rows = _gesture_recording(u, li, repeats=repeats, size=size, seed=seed)
-                write_aedat31(folder / name, events, labels=rows, durable=False)
+                write_aedat31(folder / name, events, labels=rows, start_time=_STANDIN_START_TIME,
+                              durable=False)
                 n_events += events.size
                 bar.update(1)
     atomic_write_bytes(folder / "trials_to_train.txt", "".join(n + "\n" for n in train).encode())
