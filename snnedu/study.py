@@ -46,7 +46,8 @@ from .config import ConfigError, validate_config
 from .errors import SnneduError
 
 __all__ = ["StudyError", "load_study", "study_cells", "run_study", "check_study", "load_result",
-           "cell_values", "summarize", "compare", "markdown_report", "SELECTION_RULE"]
+           "cell_values", "summarize", "compare", "markdown_report", "stored_result", "study_file",
+           "SELECTION_RULE"]
 
 FORMAT = 1
 SELECTION_RULE = ("test accuracy at the final epoch (no epoch or run is selected on the test set); "
@@ -404,6 +405,35 @@ def load_result(path) -> dict:
     return res
 
 
+def stored_result(name: str, start=None) -> dict:
+    """The committed result ``results/studies/NAME.json`` of a study, found from ``start`` (default: the
+    working directory) or any folder above it: what a chapter reads when run inside the repository.
+
+    Args:
+        name: the study's name (its file name without ``.json``).
+        start: the folder to search from (default: the current working directory).
+    """
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        path = folder / "results" / "studies" / f"{name}.json"
+        if path.is_file():
+            return load_result(path)
+    raise StudyError(f"no stored study {name!r} (results/studies/{name}.json) in {here} or above: the stored "
+                     "studies live in the snnedu repository; run the chapter from a clone (on Colab the first "
+                     "cell clones it), or run the study with python -m snnedu study studies/{name}.yaml")
+
+
+def study_file(name: str, start=None) -> Path:
+    """The study file ``studies/NAME.yaml`` found from ``start`` (default: the working directory) upwards."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        path = folder / "studies" / f"{name}.yaml"
+        if path.is_file():
+            return path
+    raise StudyError(f"no study file studies/{name}.yaml in {here} or above: run the chapter from a clone "
+                     "of the snnedu repository")
+
+
 def _write(path: Path, result: dict) -> None:
     def nan_safe(o):
         return None if isinstance(o, float) and math.isnan(o) else str(o)
@@ -527,12 +557,21 @@ def check_study(path, out_dir="results/studies") -> List[str]:
 
 # -- reading a result ----------------------------------------------------------------------------------
 def _get(rec: dict, metric: str):
-    node = rec["final"]
-    for part in metric.split("."):
+    """``rec['final']`` followed along a dotted path; keys that contain dots themselves (the noise level
+    ``0.3`` in ``acc_at_noise.0.3``) are matched whole."""
+    node, parts = rec["final"], metric.split(".")
+    i = 0
+    while i < len(parts):
         if isinstance(node, list):
-            node = node[int(part)]
+            node, i = node[int(parts[i])], i + 1
+            continue
+        for j in range(len(parts), i, -1):
+            key = ".".join(parts[i:j])
+            if key in node:
+                node, i = node[key], j
+                break
         else:
-            node = node[part]
+            raise KeyError(f"no {metric!r} in the cell's final record (keys: {sorted(node)})")
     return node
 
 
@@ -574,11 +613,18 @@ def _num(x: float, digits: int = 1) -> str:
     return f"{x:.{digits}f}"
 
 
-def markdown_report(result: dict, metric: str = "test_acc", heading: Optional[str] = None) -> str:
+def markdown_report(result: dict, metric: str = "test_acc", heading: Optional[str] = None,
+                    paper: bool = True) -> str:
     """The study as Markdown: per variant mean ± s.e. over seeds, then the study's comparisons as
     paired differences with their 95 % intervals, then data, seeds, epochs, machine and wall time.
 
-    The tables have three or four narrow columns so that they fit a book's content column."""
+    Args:
+        result: a study result (:func:`load_result`).
+        metric: the ``final`` key tabulated per variant (default: final-epoch test accuracy).
+        heading: a Markdown heading put first.
+        paper: add the study's ``paper`` lines (with MyST ``{cite:p}`` roles, for the book).
+
+    The tables have three narrow columns so that they fit a book's content column."""
     from .stats import paired_difference
 
     lines = []
@@ -612,6 +658,6 @@ def markdown_report(result: dict, metric: str = "test_acc", heading: Optional[st
                   f"Machine: {'; '.join(machines)}, torch {first['torch']}, snnedu {', '.join(commits)}; "
                   f"{result.get('wall_s_total', 0) / 60:.0f} min of training in all. "
                   f"Study file `{result['study_file']}` (sha256 {result['study_sha256'][:12]})."]
-    for p in result.get("paper") or []:
+    for p in (result.get("paper") or []) if paper else []:
         lines += ["", f"The paper's number (not snnedu's): {p['text']} {{cite:p}}`{p['cite']}`."]
     return "\n".join(lines) + "\n"

@@ -48,6 +48,9 @@ def _site(tmp_path: Path) -> Path:
         '<p>Raw display math left as text: $$ y = x $$</p>'
         '<script>console.error("boom from the page")</script>'
         '<script>undefinedFunctionCall()</script>'
+        '<article style="width: 400px"><table style="width: 900px"><tr><td>a table too wide for the column'
+        '</td></tr></table><div style="overflow-x: auto"><table style="width: 700px"><tr><td>scrolled away'
+        '</td></tr></table></div><table><tr><td>fits</td></tr></table></article>'
         '</main></body></html>')
     return site
 
@@ -69,6 +72,8 @@ def test_checker_reports_every_kind_of_breakage(tmp_path):
     assert any("no anchor #no-such-anchor" in m for m in bad.broken_links), bad.broken_links
     assert any("unrendered" in m and "x^2" in m for m in bad.unrendered_math), bad.unrendered_math
     assert any(m.startswith("raw TeX in text: $$") for m in bad.unrendered_math), bad.unrendered_math
+    assert len(bad.too_wide) == 2 and all(m.startswith("table ") for m in bad.too_wide), bad.too_wide
+    assert any("too wide" in m for m in bad.problems)
     shot = Path(rep.screenshots["bad"])
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 1000
 
@@ -81,8 +86,8 @@ def test_the_built_book_loads_cleanly_in_chromium(tmp_path):
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     html = out / "_build" / "html"
     pages = bc.pages_of(html)
-    expected = {"book/intro.html", "book/glossary.html", "book/results.html", "book/speed.html",
-                "book/references.html", "book/api/index.html"}
+    expected = {"book/intro.html", "book/glossary.html", "book/results.html", "book/paper_settings.html",
+                "book/speed.html", "book/references.html", "book/api/index.html"}
     expected |= {f"notebooks/{p.stem}.html" for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
     assert expected <= set(pages), sorted(expected - set(pages))
     shots = {"intro": "book/intro.html", "chapter_02": "notebooks/02_lif_surrogate.html"}

@@ -60,6 +60,7 @@ class PageReport:
     broken_images: List[str] = field(default_factory=list)
     broken_links: List[str] = field(default_factory=list)
     unrendered_math: List[str] = field(default_factory=list)
+    too_wide: List[str] = field(default_factory=list)  # wider than the content column (clipped or scrolled)
     external: List[str] = field(default_factory=list)  # off-site resources: not loadable offline, not judged
     n_links: int = 0
     n_images: int = 0
@@ -68,8 +69,9 @@ class PageReport:
     @property
     def problems(self) -> List[str]:
         out = []
-        for kind in ("console_errors", "failed_requests", "broken_images", "broken_links", "unrendered_math"):
-            out += [f"{self.page}: {kind.replace('_', ' ')[:-1]}: {p}" for p in getattr(self, kind)]
+        for kind in ("console_errors", "failed_requests", "broken_images", "broken_links", "unrendered_math",
+                     "too_wide"):
+            out += [f"{self.page}: {kind.replace('_', ' ').rstrip('s')}: {p}" for p in getattr(self, kind)]
         return out
 
 
@@ -239,7 +241,22 @@ _INSPECT = r"""
     if (k >= 0) raw.push(d + ' ... ' + text.slice(Math.max(0, k - 30), k + 50).replace(/\s+/g, ' '));
   }
   const links = Array.from(document.querySelectorAll('a[href]')).map(a => a.href);
-  return {broken, bare, raw, links, n_images: imgs.length, n_math: math.length};
+  // content wider than the content column: clipped, or hidden behind a horizontal scroll bar
+  const col = document.querySelector('main article') || document.querySelector('article') || main;
+  const right = col.getBoundingClientRect().right, width = col.clientWidth;
+  const wide = [];
+  col.querySelectorAll('table, img, svg, figure, .cell_output img, mjx-container[display="true"]').forEach(e => {
+    if (e.closest('pre, .highlight, mjx-container:not([display="true"])')) return;
+    const r = e.getBoundingClientRect();
+    if (r.width === 0) return;
+    const w = Math.max(e.scrollWidth || 0, r.width);
+    if (r.right > right + 2 || w > width + 2) {
+      const what = e.tagName.toLowerCase() + (e.id ? '#' + e.id : '');
+      wide.push(`${what} ${Math.round(w)} px in a ${Math.round(width)} px column: ` +
+                (e.textContent || e.getAttribute('src') || '').trim().replace(/\s+/g, ' ').slice(0, 60));
+    }
+  });
+  return {broken, bare, raw, links, wide, n_images: imgs.length, n_math: math.length};
 })()
 """
 
@@ -341,6 +358,7 @@ def check_site(root, pages: Optional[List[str]] = None, screenshots: Optional[Di
                         else:
                             rep.external.append(u)
                 rep.broken_images = [s for s in info["broken"] if local(urljoin(url, s or ""))]
+                rep.too_wide = list(info["wide"])
                 rep.unrendered_math = [f"unrendered: {t}" for t in info["bare"]] + \
                                       [f"raw TeX in text: {t}" for t in info["raw"]]
                 internal = sorted({h for h in info["links"] if h.startswith(base)})
