@@ -21,7 +21,8 @@ import pytest
 import snnedu
 import snnedu.data
 
-SECTION = re.compile(r"^(\s*)(Args|Arguments|Parameters|Keyword Args|Keyword Arguments|Other Parameters):\s*$")
+SECTION = re.compile(r"^(\s*)(Args|Arguments|Parameters|Keyword Args|Keyword Arguments|Other Parameters):"
+                     r"\s*$")
 ENTRY = re.compile(r"^\s*\**(?P<name>\w+)\s*\((?P<type>.+)\)\s*:(?P<desc>.*)$")
 
 

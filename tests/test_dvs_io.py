@@ -423,7 +423,8 @@ def test_preprocess_cli_resumes_after_kill(tmp_path):
 
 def test_gesture_release_layout_gives_spikingjelly_counts_without_dropping_remainders(tmp_path):
     # the release's shape: 98 training and 24 test recordings of 12 labelled rows each -> 1,176 / 288
-    # samples (spec 12.1); old SpikingJelly dropped a CPU-count-dependent remainder of the files
+    # samples, as SpikingJelly counts them; old SpikingJelly dropped a CPU-count-dependent remainder
+    # of the files
     from snnedu.data.dvs import gesture_units
 
     folder = tmp_path / "DvsGesture"

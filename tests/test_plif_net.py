@@ -1,4 +1,4 @@
-"""SeqDropout, PerStepBatchNorm and the PLIF paper's networks (spec §0.5, §3.2, §4.1)."""
+"""SeqDropout, PerStepBatchNorm and the PLIF paper's networks (Fang et al. 2021; per-neuron tau: Pazderka 2024)."""
 import pytest
 import torch
 import torch.nn as nn
