@@ -74,7 +74,7 @@ SCHEMA = {
         "val_per_class": F((int, type(None)), None, low=1,
                            doc="hold out this many training samples per class as a validation split"),
         "offline_fallback": F(bool, True),
-        # event data only (dvs128_gesture, cifar10_dvs): how recordings become T frames, spec section 12.3
+        # event data only (dvs128_gesture, cifar10_dvs): how recordings become T frames (chapter 8)
         "split_by": F(str, "number", choices={"number", "time", "duration"}),
         "size": F((int, type(None)), None, low=1, doc="frame height = width (default: the 128x128 sensor)"),
         "normalization": F((str, type(None)), None,
@@ -453,12 +453,27 @@ def _tensorboard(log_dir: Path):
     return writer, log
 
 
+RESUMABLE_CHANGES = ("train.epochs", "source")  # config fields a resumed run may change
+
+
+def run_meta(cfg: dict, max_batches: Optional[int] = None) -> dict:
+    """What a run's checkpoint records about the settings that produced it: the config (less
+    :data:`RESUMABLE_CHANGES`) and ``max_batches``, as plain JSON values."""
+    c = json.loads(json.dumps(cfg, sort_keys=True, default=str))
+    c.pop("source", None)
+    c.get("train", {}).pop("epochs", None)
+    return {"config": c, "max_batches": max_batches}
+
+
 def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_batches: Optional[int] = None,
                device=None, progress: bool = True, resume: bool = True) -> dict:
     """Train ``cfg``; write ``OUT/NAME/{checkpoint.pt, tb/, result.json}`` and return the result dict.
 
     ``epochs`` overrides ``train.epochs`` and ``max_batches`` cuts every epoch short (smoke tests).
-    A rerun with the same ``out_dir`` resumes after the last finished epoch.
+    A rerun with the same ``out_dir`` resumes after the last finished epoch. The checkpoint records
+    the config that produced it (and ``max_batches``): a rerun with a config that differs in anything
+    but ``train.epochs`` and ``source`` stops with :class:`snnedu.train.CheckpointMismatch` naming the
+    fields, before any data is loaded; ``resume=False`` (``--force``) starts that config afresh.
 
     Under ``torchrun --nproc_per_node=N -m snnedu train CONFIG`` every process trains its share of
     the training set (``data.batch_size`` per process) on its own GPU (gloo on CPU) with
@@ -468,7 +483,7 @@ def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_b
     import torch.distributed as dist
 
     from . import distributed as D
-    from .train import default_device, fit, seed_everything
+    from .train import check_resumable, default_device, fit, seed_everything
 
     owns_group = not (dist.is_available() and dist.is_initialized())
     info = D.init_distributed(device=device)  # nothing happens unless launched by torchrun
@@ -481,6 +496,9 @@ def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_b
     device = torch.device(device) if device is not None else default_device()
     t = cfg["train"]
     n_epochs = epochs or t["epochs"]
+    meta = run_meta(cfg, max_batches)
+    if resume:  # refuse a checkpoint of another config before loading any data
+        check_resumable(run_dir / "checkpoint.pt", meta)
     seed_everything(t["seed"])
     if not main:
         D.barrier()  # rank 0 downloads / builds the frame cache first
@@ -509,7 +527,7 @@ def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_b
         history = fit(model, train_loader, test_loader, epochs=n_epochs, optimizer=optimizer, scheduler=scheduler,
                       loss_fn=_loss(cfg), regularizer=regularizer, device=device, amp=t["amp"],
                       checkpoint=run_dir / "checkpoint.pt", resume=resume, seed=t["seed"], progress=progress,
-                      grad_clip=t["grad_clip"], callbacks=[tb_log] if main else [])
+                      grad_clip=t["grad_clip"], callbacks=[tb_log] if main else [], meta=meta)
     finally:
         if writer is not None:
             writer.close()

@@ -4,7 +4,7 @@ The bit layouts below are those of iniVation's AEDAT file-format documents ("AED
 and, for the DVS128 address word that AEDAT 2.0 inherits, "AEDAT 1.0") and of jAER's DVS128 event
 extractor; where snnedu departs from other readers, it says so.
 
-**AEDAT 3.1** (DVS128 Gesture, spec §12.1). ASCII header lines starting with ``#`` up to and
+**AEDAT 3.1** (DVS128 Gesture, Amir et al. 2017). ASCII header lines starting with ``#`` up to and
 including ``#!END-HEADER``, then packets. A packet is a 28-byte little-endian header::
 
     int16 type, int16 source, int32 event_size, int32 ts_offset, int32 ts_overflow,
@@ -28,7 +28,7 @@ by the format document (an all-zero packet holds only invalid events): :func:`re
 such events unless ``keep_invalid=True``. SpikingJelly, tonic and iniVation's legacy reader keep
 them, so on a file that holds any, ``keep_invalid=True`` is the way to match their event counts.
 
-**AEDAT 2.0** (CIFAR10-DVS, spec §12.2). ``#`` header lines, then big-endian pairs
+**AEDAT 2.0** (CIFAR10-DVS, Li et al. 2017). ``#`` header lines, then big-endian pairs
 ``(uint32 address, uint32 time stamp in µs)``. The DVS128 address word is
 
     ====== =====================================================================
@@ -225,7 +225,7 @@ def write_aedat31(path, events: np.ndarray, labels: Optional[Sequence[Tuple[int,
     docstring. ``labels``: optional rows ``(class 1..11, start_us, end_us)`` written next to it as
     ``<name>_labels.csv`` (the dataset's own layout). ``sensor_size``: ``(H, W)``, each at most 32768
     (15-bit addresses). ``start_time``: the header's ``#Start-Time:`` line, written as
-    ``%Y-%m-%d %H:%M:%S (TZ%z)`` (:data:`START_TIME_FORMAT`); ``None`` writes the current local time,
+    ``%Y-%m-%d %H:%M:%S (TZ%z)`` (``START_TIME_FORMAT``); ``None`` writes the current local time,
     a naive datetime is taken as local time. ``durable``: see :func:`atomic_write_bytes`.
     Returns the path of the .aedat file.
     """
