@@ -35,7 +35,9 @@ def main(argv=None) -> int:
     tr.add_argument("--max-batches", type=int, help="cut every epoch to this many batches (smoke tests)")
     tr.add_argument("--batch-size", type=int, help="override data.batch_size and data.test_batch_size")
     tr.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
-    tr.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
+    tr.add_argument("--no-resume", "--force", dest="no_resume", action="store_true",
+                    help="start afresh even if a checkpoint exists (needed when the config changed since "
+                         "the checkpoint was written; the old checkpoint is replaced)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars")
     st = sub.add_parser("study", help="run a multi-seed study (variants x seeds), resumable per cell",
                         description="Run every unfinished cell of a study file and write "
@@ -93,8 +95,14 @@ def main(argv=None) -> int:
             return 2
     if args.batch_size:
         cfg["data"]["batch_size"] = cfg["data"]["test_batch_size"] = args.batch_size
-    result = run_config(cfg, args.out, epochs=args.epochs, max_batches=args.max_batches, device=args.device,
-                        progress=not args.no_progress, resume=not args.no_resume)
+    from .errors import SnneduError
+
+    try:
+        result = run_config(cfg, args.out, epochs=args.epochs, max_batches=args.max_batches, device=args.device,
+                            progress=not args.no_progress, resume=not args.no_resume)
+    except SnneduError as e:
+        print(f"snnedu: {e}", file=sys.stderr)
+        return 2
     summary = {k: result[k] for k in ("name", "final_test_acc", "best_test_acc", "epochs", "device", "data",
                                       "wall_time_s_this_run")}
     print(json.dumps(summary, indent=2))

@@ -32,7 +32,7 @@ from .errors import SnneduError
 from .losses import predict, rate_cross_entropy
 
 __all__ = ["seed_everything", "default_device", "History", "evaluate", "fit", "save_checkpoint",
-           "load_checkpoint", "TrainingError"]
+           "load_checkpoint", "check_resumable", "state_checksum", "TrainingError", "CheckpointMismatch"]
 
 
 class TrainingError(SnneduError, RuntimeError):
@@ -136,12 +136,48 @@ def _set_rng_state(state: dict, loader) -> None:
         gen.set_state(state["loader"])
 
 
+def _digest(obj, h) -> None:
+    """Feed a canonical description of ``obj`` (tensors by dtype, shape and bytes; containers in a
+    fixed order; plain values by type and repr) into the hash ``h``."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().to("cpu").contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(obj.shape)}:".encode())
+        if t.numel():
+            h.update(t.view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}{{".encode())
+        for k in sorted(obj, key=lambda k: (type(k).__name__, repr(k))):
+            _digest(k, h)
+            _digest(obj[k], h)
+        h.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"{type(obj).__name__[0]}{len(obj)}[".encode())
+        for v in obj:
+            _digest(v, h)
+        h.update(b"]")
+    else:
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+
+
+def state_checksum(state: dict) -> str:
+    """The SHA-256 of a checkpoint's content (every key but ``checksum``), as stored by
+    :func:`save_checkpoint` and verified by :func:`load_checkpoint`."""
+    import hashlib
+
+    h = hashlib.sha256()
+    _digest({k: v for k, v in state.items() if k != "checksum"}, h)
+    return "sha256:" + h.hexdigest()
+
+
 def save_checkpoint(path, **state) -> None:
-    """``torch.save(state)`` to ``path`` atomically (write ``path.tmp<pid>``, fsync, rename).
+    """``torch.save(state)`` to ``path`` atomically (write ``path.tmp<pid>``, fsync, rename), with a
+    ``checksum`` of the content that :func:`load_checkpoint` verifies.
 
     A write that fails removes its temporary file; temporaries left by writers that were killed (their
     process is gone) are removed after the next successful write."""
     path = Path(path)
+    state = {k: v for k, v in state.items() if k != "checksum"}
+    state["checksum"] = state_checksum(state)
     atomic_write(path, lambda f: torch.save(state, f), tmp=path.with_name(path.name + f".tmp{os.getpid()}"))
     _remove_stale_temporaries(path)
 
@@ -165,11 +201,91 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``."""
+    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True`` and verify its
+    checksum; returns the state without the ``checksum`` key.
+
+    Raises :class:`TrainingError` when the file cannot be read, is not a checkpoint dict or fails its
+    checksum (a flipped bit: the file is damaged). Checkpoints written before checksums existed (no
+    ``checksum`` key) load unverified."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001
-        raise TrainingError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
+        raise TrainingError(f"cannot read checkpoint {path}: {type(e).__name__}: {_short(e)}") from e
+    if not isinstance(state, dict):
+        raise TrainingError(f"cannot read checkpoint {path}: it holds a {type(state).__name__}, not a checkpoint dict")
+    stored = state.pop("checksum", None)
+    if stored is not None:
+        try:
+            ok = stored == state_checksum(state)
+        except Exception:  # noqa: BLE001 -- a damaged value that cannot even be hashed
+            ok = False
+        if not ok:
+            raise TrainingError(f"checkpoint {path} fails its checksum (the file is damaged); delete it to "
+                                "start afresh, or restore a copy")
+    return state
+
+
+def _short(e: Exception, n: int = 300) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= n else text[:n] + " ..."
+
+
+class CheckpointMismatch(TrainingError):
+    """A checkpoint was written by a run with other settings (``changes`` lists them) and is not
+    resumed."""
+
+    def __init__(self, message: str, changes: Sequence[str] = ()):
+        super().__init__(message)
+        self.changes = list(changes)
+
+
+def _flat(d, prefix: str = "") -> dict:
+    out = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            if isinstance(v, dict) and v:
+                out.update(_flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+    return out
+
+
+def _short_repr(v, n: int = 40) -> str:
+    r = repr(v)
+    return r if len(r) <= n else r[: n - 3] + "..."
+
+
+def meta_changes(old: Optional[dict], new: Optional[dict]) -> list:
+    """The fields (dotted paths) whose values differ between two run descriptions, as
+    ``"train.lr (0.001 -> 0.01)"`` strings."""
+    a, b = _flat(old or {}), _flat(new or {})
+    changes = []
+    for k in list(a) + [k for k in b if k not in a]:
+        if a.get(k, "<absent>") != b.get(k, "<absent>"):
+            changes.append(f"{k} ({_short_repr(a.get(k, '<absent>'))} -> {_short_repr(b.get(k, '<absent>'))})")
+    return changes
+
+
+def check_resumable(path, meta: Optional[dict], state: Optional[dict] = None) -> Optional[dict]:
+    """Raise :class:`CheckpointMismatch` when the checkpoint at ``path`` was written with another
+    ``meta`` than the given one (``meta=None``: no check). Returns the loaded state (or None when
+    there is no checkpoint)."""
+    if state is None:
+        if not Path(path).exists():
+            return None
+        state = load_checkpoint(path)
+    if meta is None:
+        return state
+    how = ("to start this run afresh pass resume=False (`--force` on the command line; the checkpoint is "
+           "replaced), or give it another name or output folder")
+    if "meta" not in state:
+        raise CheckpointMismatch(f"checkpoint {path} records no run settings (written by an older snnedu or "
+                                 f"by hand), so resuming it with these cannot be checked; {how}", ["<unknown>"])
+    changes = meta_changes(state["meta"], meta)
+    if changes:
+        shown = ", ".join(changes[:8]) + (f" and {len(changes) - 8} more" if len(changes) > 8 else "")
+        raise CheckpointMismatch(f"checkpoint {path} was written with other settings: {shown}; {how}", changes)
+    return state
 
 
 # -- training ----------------------------------------------------------------------------------------
@@ -179,7 +295,8 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
         device=None, amp: Optional[bool] = None, checkpoint=None, resume: bool = True,
         seed: Optional[int] = None, progress: bool = True, verbose: bool = True,
         grad_clip: Optional[float] = None,
-        callbacks: Sequence[Callable[[nn.Module, dict], Optional[dict]]] = ()) -> History:
+        callbacks: Sequence[Callable[[nn.Module, dict], Optional[dict]]] = (),
+        meta: Optional[dict] = None) -> History:
     """Train ``model`` for ``epochs`` epochs and return the :class:`History`.
 
     Args:
@@ -190,12 +307,18 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
             :class:`snnedu.TauVarianceRegularizer`).
         device: default CUDA when available, else CPU. ``amp``: mixed precision, default on for CUDA.
         checkpoint: file path; written after each epoch, resumed from when ``resume`` and it exists.
+            Resuming restores everything from the checkpoint, the optimizer's learning rates included.
+            A checkpoint whose optimizer is of another kind is a :class:`TrainingError`.
         seed: seeds everything before training (ignored when resuming: the saved RNG state is restored).
         progress: tqdm bars per epoch (also silenced by ``TQDM_DISABLE=1``); verbose: one line per epoch.
         callbacks: functions ``cb(model, row)`` called after every epoch (after validation); a dict
             they return is merged into that epoch's history row, e.g. the mean learned tau or the
             firing rate, so it is checkpointed and resumed with the rest. Keep the values plain
             Python numbers or lists.
+        meta: a plain description of what produces this run (:func:`snnedu.config.run_config` passes
+            the config). It is stored with every checkpoint, and a resume from a checkpoint written
+            with other ``meta`` stops with :class:`CheckpointMismatch` naming the fields that differ
+            (start afresh with ``resume=False``). ``None`` (default): not recorded, not checked.
 
     Distributed (``torchrun``, see :mod:`snnedu.distributed`): pass the model wrapped by
     :func:`snnedu.distributed.wrap_ddp` and a loader from :func:`snnedu.distributed.distributed_loader`.
@@ -226,18 +349,28 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
 
     if checkpoint is not None and resume and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, map_location=device)
+        check_resumable(checkpoint, meta, state)
+        missing = [k for k in ("epoch", "model", "optimizer", "history") if k not in state]
+        if missing:
+            raise TrainingError(f"checkpoint {checkpoint} lacks {', '.join(missing)} (not written by snnedu.fit); "
+                                "resume=False starts afresh")
+        _check_optimizer_kind(checkpoint, state, optimizer)
         try:
             core.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:
-            raise TrainingError(f"checkpoint {checkpoint} does not match this model/optimizer: {e}") from e
+            raise TrainingError(f"checkpoint {checkpoint} does not match this model/optimizer: {_short(e)}") from e
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         history = History(state["history"])
-        start = state["epoch"]
-        _set_rng_state(state["rng"], train_loader)
+        start = int(state["epoch"])
+        if "rng" in state:
+            _set_rng_state(state["rng"], train_loader)
+        elif main:
+            print(f"snnedu: warning: checkpoint {checkpoint} holds no RNG state; the resumed run continues "
+                  "from fresh random numbers (not bit-identical to an uninterrupted one)")
         if verbose:
             print(f"snnedu: resumed from {checkpoint} after epoch {start}/{epochs}")
 
@@ -303,5 +436,25 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
                             optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict() if scheduler is not None else None,
                             scaler=scaler.state_dict() if scaler.is_enabled() else None,
-                            history=list(history), rng=_rng_state(train_loader))
+                            history=list(history), rng=_rng_state(train_loader),
+                            optimizer_class=type(optimizer).__name__,
+                            **({"meta": meta} if meta is not None else {}))
     return history
+
+
+def _check_optimizer_kind(checkpoint, state: dict, optimizer) -> None:
+    """A checkpoint of an Adam run loaded into SGD would fail later with ``KeyError: 'momentum'``
+    (or silently keep Adam's hyper-parameters): refuse it here."""
+    saved = state.get("optimizer_class")
+    if saved is not None and saved != type(optimizer).__name__:
+        raise TrainingError(f"checkpoint {checkpoint} was written with optimizer {saved}, this run uses "
+                            f"{type(optimizer).__name__}; resume=False starts afresh")
+    try:
+        groups = state["optimizer"]["param_groups"]
+        old_keys = {k for g in groups for k in g if k != "params"}
+    except (TypeError, KeyError):
+        raise TrainingError(f"checkpoint {checkpoint}: its optimizer state is not an optimizer state_dict") from None
+    lacking = sorted({k for g in optimizer.param_groups for k in g if k not in ("params", "initial_lr")} - old_keys)
+    if lacking:  # what this optimizer's step reads and the loaded groups would not have
+        raise TrainingError(f"checkpoint {checkpoint} holds the state of another kind of optimizer (its "
+                            f"parameter groups lack {', '.join(lacking)}); resume=False starts afresh")

@@ -107,3 +107,44 @@ def test_help_lists_commands_with_examples():
     assert r.returncode == 0
     for word in ("train", "check", "preprocess", "benchmark", "examples:", "torchrun"):
         assert word in r.stdout
+
+
+def test_resume_with_an_edited_config_is_refused_naming_the_fields(tmp_path, capsys):
+    # issue #15 item 1: a resume used to run epoch 2 with the old learning rate, mix two losses in the
+    # history and claim the new config in result.json; optimizer: sgd crashed with KeyError: 'momentum'
+    out = tmp_path / "runs"
+    args = ["--out", str(out), "--device", "cpu", "--no-progress"]
+    path = _small_cfg(tmp_path)
+    assert main(["train", str(path), "--epochs", "1", *args]) == 0
+    ckpt, result = out / "tiny" / "checkpoint.pt", out / "tiny" / "result.json"
+    before = (ckpt.read_bytes(), result.read_bytes())
+    capsys.readouterr()
+    edits = [({"train__lr": 5e-2, "data__T": 3, "model__neuron__tau": 3.0, "train__loss": "mse"},
+              ["train.lr (0.01 -> 0.05)", "data.T (2 -> 3)", "model.neuron.tau (2.0 -> 3.0)",
+               "train.loss ('ce' -> 'mse')"]),
+             ({"train__optimizer": "sgd"}, ["train.optimizer ('adam' -> 'sgd')"]),
+             ({"data__batch_size": 16}, ["data.batch_size (32 -> 16)"]),
+             ({"model__hidden": [8, 8]}, ["model.hidden ([16] -> [8, 8])"])]
+    for over, fields in edits:
+        path = _small_cfg(tmp_path, **over)
+        assert main(["train", str(path), "--epochs", "2", *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "was written with other settings" in err[0] and "--force" in err[0], err
+        for f in fields:
+            assert f in err[0], (f, err)
+        assert (ckpt.read_bytes(), result.read_bytes()) == before  # nothing touched
+    # max_batches is part of what produced the checkpoint too
+    path = _small_cfg(tmp_path)
+    assert main(["train", str(path), "--epochs", "2", "--max-batches", "1", *args]) == 2
+    assert "max_batches (None -> 1)" in capsys.readouterr().err
+    # the same config (only epochs changed) resumes
+    assert main(["train", str(path), "--epochs", "2", *args]) == 0
+    assert [r["epoch"] for r in json.loads(result.read_text())["history"]] == [1, 2]
+    # --force starts the edited config afresh: every epoch of the history is the new config's
+    path = _small_cfg(tmp_path, train__optimizer="sgd", train__lr=5e-2)
+    assert main(["train", str(path), "--epochs", "1", "--force", *args]) == 0
+    res = json.loads(result.read_text())
+    assert [r["epoch"] for r in res["history"]] == [1] and res["config"]["train"]["optimizer"] == "sgd"
+    assert res["history"][0]["lr"] == 5e-2
+    assert main(["train", str(path), "--epochs", "2", *args]) == 0  # and then resumes as usual
+    assert [r["lr"] for r in json.loads(result.read_text())["history"]] == [5e-2, 5e-2]

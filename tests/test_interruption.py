@@ -654,3 +654,46 @@ def test_truncated_checkpoints_are_a_training_error(tmp_path):
         with pytest.raises(TrainingError, match=f"cannot read checkpoint .*cut{cut}"):
             load_checkpoint(bad)
     assert load_checkpoint(ckpt)["epoch"] == 1  # the whole file still loads
+
+
+def test_checkpoint_bit_flips_are_detected(tmp_path):
+    # issue #15 item 8: a flipped bit in a tensor's bytes used to load, and training resumed from
+    # altered weights. Now the checkpoint carries a SHA-256 of its content, verified on load.
+    ckpt = tmp_path / "c.pt"
+    _small_run(ckpt, epochs=1)
+    raw = ckpt.read_bytes()
+    want = load_checkpoint(ckpt)
+    want_sum = snnedu.train.state_checksum(want)
+    rng = random.Random(8)
+    bad = tmp_path / "flipped.pt"
+    detected = unchanged = 0
+    for _ in range(300):
+        pos = rng.randrange(len(raw))
+        flipped = bytearray(raw)
+        flipped[pos] ^= 1 << rng.randrange(8)
+        bad.write_bytes(bytes(flipped))
+        try:
+            got = load_checkpoint(bad)
+        except TrainingError:
+            detected += 1
+            continue
+        # a flip that loads must have changed nothing of the content (zip metadata the reader ignores)
+        assert snnedu.train.state_checksum(got) == want_sum, pos
+        unchanged += 1
+    # the bytes of the weights themselves: every flip there is caught
+    weights_at = raw.find(want["model"][next(iter(want["model"]))].numpy().tobytes()[:16])
+    assert weights_at > 0
+    for bit in range(0, 64, 7):
+        flipped = bytearray(raw)
+        flipped[weights_at + bit // 8] ^= 1 << (bit % 8)
+        bad.write_bytes(bytes(flipped))
+        with pytest.raises(TrainingError, match="fails its checksum"):
+            load_checkpoint(bad)
+    net = _small_run(tmp_path / "other.pt", epochs=1)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    train = DataLoader(TensorDataset(torch.rand(16, 6), torch.randint(0, 2, (16,))), batch_size=8)
+    with pytest.raises(TrainingError, match="fails its checksum"):
+        snnedu.fit(net, train, None, epochs=2, device="cpu", progress=False, verbose=False, checkpoint=bad)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # untouched
+    _record_counts("checkpoint_bit_flips", {"flips": 300, "detected": detected, "loaded_unchanged": unchanged,
+                                            "loaded_altered": 0, "weight_byte_flips_detected": 10})

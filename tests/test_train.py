@@ -127,3 +127,48 @@ def test_tqdm_disable_variable_silences_bars_even_with_progress_true(monkeypatch
     monkeypatch.setenv("TQDM_DISABLE", "0")
     snnedu.fit(_net(), train, None, epochs=1, progress=True, verbose=False, device="cpu")
     assert "epoch 1/1" in capsys.readouterr().err  # the bar is drawn on stderr
+
+
+def test_resume_with_another_kind_of_optimizer_is_a_clear_error(tmp_path):
+    # issue #15 item 1: Adam's state loaded into SGD failed later with KeyError: 'momentum'
+    train, test = _loaders()
+    ckpt = tmp_path / "c.pt"
+    snnedu.fit(_net(), train, None, epochs=1, progress=False, verbose=False, device="cpu", checkpoint=ckpt)
+    net = _net()
+    with pytest.raises(TrainingError, match="optimizer Adam, this run uses SGD"):
+        snnedu.fit(net, train, None, epochs=2, optimizer=torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9),
+                   progress=False, verbose=False, device="cpu", checkpoint=ckpt)
+    # a checkpoint that does not name its optimizer class: told by the settings SGD's step needs
+    state = load_checkpoint(ckpt)
+    del state["optimizer_class"]
+    snnedu.train.save_checkpoint(ckpt, **state)
+    with pytest.raises(TrainingError, match="another kind of optimizer .*momentum"):
+        snnedu.fit(net, train, None, epochs=2, optimizer=torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9),
+                   progress=False, verbose=False, device="cpu", checkpoint=ckpt)
+    # meta: a checkpoint written with other settings is refused, naming them
+    ckpt2 = tmp_path / "m.pt"
+    snnedu.fit(_net(), train, None, epochs=1, progress=False, verbose=False, device="cpu", checkpoint=ckpt2,
+               meta={"lr": 1e-3, "loss": "ce"})
+    with pytest.raises(snnedu.train.CheckpointMismatch, match=r"lr \(0.001 -> 0.01\), loss \('ce' -> 'mse'\)"):
+        snnedu.fit(_net(), train, None, epochs=2, progress=False, verbose=False, device="cpu", checkpoint=ckpt2,
+                   meta={"lr": 1e-2, "loss": "mse"})
+    hist = snnedu.fit(_net(), train, None, epochs=2, progress=False, verbose=False, device="cpu",
+                      checkpoint=ckpt2, meta={"lr": 1e-3, "loss": "ce"})
+    assert hist["epoch"] == [1, 2]
+
+
+def test_checkpoint_without_rng_or_model_is_handled(tmp_path, capsys):
+    # issue #15 item 14: a checkpoint without 'rng' gave a KeyError
+    train, test = _loaders()
+    ckpt = tmp_path / "c.pt"
+    snnedu.fit(_net(), train, None, epochs=1, progress=False, verbose=False, device="cpu", checkpoint=ckpt)
+    state = load_checkpoint(ckpt)
+    del state["rng"]
+    snnedu.train.save_checkpoint(ckpt, **state)
+    hist = snnedu.fit(_net(), train, None, epochs=2, progress=False, verbose=False, device="cpu", checkpoint=ckpt)
+    assert hist["epoch"] == [1, 2]
+    assert "holds no RNG state" in capsys.readouterr().out
+    del state["model"]
+    snnedu.train.save_checkpoint(ckpt, **state)
+    with pytest.raises(TrainingError, match="lacks model"):
+        snnedu.fit(_net(), train, None, epochs=3, progress=False, verbose=False, device="cpu", checkpoint=ckpt)
