@@ -16,7 +16,27 @@ _CHECK_FINITE = True
 def set_input_checks(enabled: bool) -> None:
     """Turn the NaN/inf scan of layer inputs on (default) or off (a little faster on CUDA)."""
     global _CHECK_FINITE
-    _CHECK_FINITE = bool(enabled)
+    _CHECK_FINITE = flag("enabled", enabled)
+
+
+def flag(name: str, value, *, allow_none: bool = False):
+    """Validate a boolean parameter: ``True``/``False`` (or a NumPy bool), never a string or number
+    that Python would call truthy (``"False"``, ``"no"`` and ``2`` are all true)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool):
+        return value
+    if type(value).__name__ == "bool_" and type(value).__module__ == "numpy":
+        return bool(value)
+    extra = " or None" if allow_none else ""
+    hint = " (a quoted string; write true or false without quotes in YAML)" if isinstance(value, str) else ""
+    raise HyperParameterError(f"{name} must be True or False{extra}, got {_short_repr(value)} "
+                              f"({type(value).__name__}){hint}")
+
+
+def _short_repr(value, n: int = 60) -> str:
+    r = repr(value)
+    return r if len(r) <= n else r[: n - 3] + "..."
 
 
 def real(name: str, value, *, low=None, high=None, low_open=False, high_open=False,

@@ -116,7 +116,8 @@ SCHEMA = {
         "tau_lambda": F((int, float), 0.0, low=0.0),
         "seed": F(int, 0),
         "amp": F((bool, type(None)), None),
-        "grad_clip": F((int, float, type(None)), None, low=0.0),
+        "grad_clip": F((int, float, type(None)), None, low=0.0, low_open=True,
+                       doc="the largest gradient norm (> 0); null: no clipping"),
     },
 }
 
@@ -541,7 +542,7 @@ def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_b
         "epochs": len(history), "epochs_configured": t["epochs"], "max_batches_per_epoch": max_batches,
         "test_samples": len(test_loader.dataset) if hasattr(test_loader, "dataset") else None,
         "device": str(device) if device.type != "cuda" else f"cuda ({torch.cuda.get_device_name(device)})",
-        "amp": bool(device.type == "cuda" if t["amp"] is None else t["amp"]),
+        "amp": bool(device.type == "cuda" and t["amp"] is not False),  # what ran: mixed precision is CUDA-only
         "data": split.source, "offline_standin": split.offline_standin,
         "wall_time_s_this_run": round(wall, 2), "machine": platform.node(), "torch": torch.__version__,
         "processes": info.world_size,

@@ -35,12 +35,26 @@ def mean_over_time(out: torch.Tensor) -> torch.Tensor:
     raise InputError(f"expected network output shaped [T, B, C] or [B, C], got {list(out.shape)}")
 
 
+def _check_target(target, B: int, C: int) -> None:
+    """``target`` must be ``[B]`` integer class indices in ``[0, C)``: no label is silently ignored
+    (PyTorch's cross-entropy drops ``-100``) or wrapped."""
+    if not isinstance(target, torch.Tensor) or target.dim() != 1 or target.shape[0] != B:
+        shape = list(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__
+        raise InputError(f"target must be [B] class indices with B = {B}, got shape {shape}")
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        raise InputError(f"target must hold integer class indices, got dtype {target.dtype}")
+    if target.numel():
+        lo, hi = int(target.min()), int(target.max())
+        if lo < 0 or hi >= C:
+            raise InputError(f"target class indices must be in [0, {C - 1}] ({C} classes), got values from "
+                             f"{lo} to {hi}" + (" (-100 is not an 'ignore' label here)" if lo == -100 else ""))
+
+
 def rate_cross_entropy(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the mean over time: ``out`` ``[T, B, C]`` (or ``[B, C]``), ``target`` ``[B]``."""
+    """Cross-entropy of the mean over time: ``out`` ``[T, B, C]`` (or ``[B, C]``), ``target`` ``[B]``
+    class indices in ``[0, C)`` (anything else, ``-100`` included, is an :class:`InputError`)."""
     logits = mean_over_time(out)
-    if target.dim() != 1 or target.shape[0] != logits.shape[0]:
-        raise InputError(f"target must be [B] class indices with B = {logits.shape[0]}, "
-                         f"got shape {list(target.shape)}")
+    _check_target(target, logits.shape[0], logits.shape[-1])
     return F.cross_entropy(logits.float(), target)
 
 
@@ -51,9 +65,7 @@ def rate_mse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     ``target``: ``[B]`` class indices.
     """
     rates = mean_over_time(out)
-    if target.dim() != 1 or target.shape[0] != rates.shape[0]:
-        raise InputError(f"target must be [B] class indices with B = {rates.shape[0]}, "
-                         f"got shape {list(target.shape)}")
+    _check_target(target, rates.shape[0], rates.shape[-1])
     return F.mse_loss(rates.float(), F.one_hot(target, rates.shape[-1]).float())
 
 
@@ -70,8 +82,7 @@ def tet_loss(out: torch.Tensor, target: torch.Tensor, lam: float = 1e-3, phi: fl
     if out.dim() != 3:
         raise InputError(f"tet_loss needs per-step outputs [T, B, C], got shape {list(out.shape)}")
     T, B, C = out.shape
-    if target.dim() != 1 or target.shape[0] != B:
-        raise InputError(f"target must be [B] class indices with B = {B}, got shape {list(target.shape)}")
+    _check_target(target, B, C)
     out = out.float()
     per_step = F.cross_entropy(out.reshape(T * B, C), target.repeat(T))   # mean over t and b
     if lam == 0.0:

@@ -16,6 +16,7 @@ import glob
 import os
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -86,12 +87,18 @@ def _autocast(device: torch.device, amp: bool):
 def evaluate(model: nn.Module, loader, device=None, loss_fn: Callable = rate_cross_entropy,
              amp: Optional[bool] = None, progress: bool = False) -> dict:
     """Mean loss and accuracy (%) of ``model`` over ``loader``: ``{'loss', 'acc', 'n'}``."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    from ._checks import flag
+
+    amp, progress = flag("evaluate(): amp", amp, allow_none=True), flag("evaluate(): progress", progress)
+    if device is None:  # the model's device; a model without parameters or buffers runs on the CPU
+        device = next(iter(list(model.parameters()) + list(model.buffers())), torch.zeros(())).device
+    device = torch.device(device)
     amp = device.type == "cuda" if amp is None else amp
     was_training = model.training
     model.eval()
     total, correct, loss_sum = 0, 0, 0.0
-    for x, y in tqdm(loader, desc="eval", leave=False, disable=_bars_disabled(progress)):
+    for i, batch in enumerate(tqdm(loader, desc="eval", leave=False, disable=_bars_disabled(progress))):
+        x, y = _unpack(batch, "evaluate(): loader", i)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         reset(model)
         with _autocast(device, amp):
@@ -332,11 +339,16 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
         >>> hist = fit(net, train_loader, test_loader, epochs=3, lr=1e-3, checkpoint="runs/mlp.pt")
         >>> hist['val_acc']
     """
+    epochs, grad_clip, resume, progress, verbose, amp = _check_fit_args(
+        epochs, lr, grad_clip, resume, progress, verbose, amp, train_loader, val_loader, callbacks)
     ddp, main = _dist.is_distributed(), _dist.is_main_process()
     if device is None and ddp:
         device = next(model.parameters()).device  # each process's own GPU, chosen by init_distributed
     device = torch.device(device) if device is not None else default_device()
-    amp = device.type == "cuda" if amp is None else bool(amp)
+    if amp and device.type != "cuda":
+        warnings.warn(f"fit(amp=True) on {device.type}: mixed precision is used on CUDA only, this run trains "
+                      "in full precision", stacklevel=2)
+    amp = device.type == "cuda" if amp is None else amp
     verbose, progress = verbose and main, progress and main
     if seed is not None:
         seed_everything(seed + _dist.rank())
@@ -383,7 +395,8 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
         n, correct, loss_sum = 0, 0, 0.0
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
                    disable=_bars_disabled(progress))
-        for i, (x, y) in enumerate(bar):
+        for i, batch in enumerate(bar):
+            x, y = _unpack(batch, "train_loader", i)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             reset(model)
             with _autocast(device, amp):
@@ -413,9 +426,13 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
         reset(model)
         if ddp:
             n, correct, loss_sum = _dist.all_reduce_sum([n, correct, loss_sum])
+        if n == 0:
+            raise TrainingError(f"fit(): train_loader gave no samples in epoch {epoch + 1} (an empty dataset, "
+                                "or a subset/filter that left nothing); nothing was trained"
+                                + (" and the checkpoint is untouched" if checkpoint is not None else ""))
         if scheduler is not None:
             scheduler.step()
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), "train_acc": 100.0 * correct / max(n, 1),
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_acc": 100.0 * correct / n,
                "lr": optimizer.param_groups[0]["lr"]}
         if val_loader is not None:
             ev = evaluate(model, val_loader, device=device, loss_fn=loss_fn, amp=amp)
@@ -440,6 +457,45 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
                             optimizer_class=type(optimizer).__name__,
                             **({"meta": meta} if meta is not None else {}))
     return history
+
+
+def _check_fit_args(epochs, lr, grad_clip, resume, progress, verbose, amp, train_loader, val_loader, callbacks):
+    """The arguments of :func:`fit` that are not checked by anything it calls: a bad one would train
+    nothing, train the wrong way (``grad_clip=-1`` is gradient ascent) or be silently read as True."""
+    from ._checks import flag, positive_int, real
+
+    epochs = positive_int("fit(): epochs", epochs)
+    real("fit(): lr", lr, low=0.0, low_open=True)
+    grad_clip = real("fit(): grad_clip (the largest gradient norm; None: no clipping)", grad_clip, low=0.0,
+                     low_open=True, allow_none=True)
+    resume, progress, verbose = (flag(f"fit(): {k}", v) for k, v in
+                                 (("resume", resume), ("progress", progress), ("verbose", verbose)))
+    amp = flag("fit(): amp", amp, allow_none=True)
+    for name, loader in (("train_loader", train_loader), ("val_loader", val_loader)):
+        if loader is None and name == "val_loader":
+            continue
+        if not hasattr(loader, "__iter__"):
+            raise TrainingError(f"fit(): {name} must be an iterable of (x, y) batches, got {type(loader).__name__}")
+        try:
+            empty = len(loader) == 0
+        except TypeError:  # an iterable without a length: found out while training
+            empty = False
+        if empty:
+            raise TrainingError(f"fit(): {name} is empty (no batches); nothing would be trained or measured")
+    if callable(callbacks) or not all(callable(cb) for cb in callbacks):
+        raise TrainingError("fit(): callbacks must be a list of functions cb(model, row)")
+    return epochs, grad_clip, resume, progress, verbose, amp
+
+
+def _unpack(batch, name: str, i: int):
+    """A batch must be an ``(x, y)`` pair (a list or tuple of two); anything else is a clear error
+    instead of "too many values to unpack"."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch
+    what = f"a {type(batch).__name__} of {len(batch)}" if isinstance(batch, (tuple, list)) else \
+        f"a {type(batch).__name__}"
+    raise TrainingError(f"{name} batch {i + 1} is {what}; expected (x, y) pairs. Wrap the loader to drop "
+                        "extra fields, e.g. ((x, y) for x, y, *_ in loader)")
 
 
 def _check_optimizer_kind(checkpoint, state: dict, optimizer) -> None:

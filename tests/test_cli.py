@@ -148,3 +148,12 @@ def test_resume_with_an_edited_config_is_refused_naming_the_fields(tmp_path, cap
     assert res["history"][0]["lr"] == 5e-2
     assert main(["train", str(path), "--epochs", "2", *args]) == 0  # and then resumes as usual
     assert [r["lr"] for r in json.loads(result.read_text())["history"]] == [5e-2, 5e-2]
+
+
+def test_grad_clip_in_a_config_must_be_positive_or_null(tmp_path):
+    # issue #15 item 2: grad_clip: 0 validated and then trained nothing (constant loss, exit 0)
+    for bad in (0, 0.0, -1):
+        with pytest.raises(ConfigError, match=r"train.grad_clip: must be > 0"):
+            load_config(_small_cfg(tmp_path, train__grad_clip=bad))
+    assert load_config(_small_cfg(tmp_path, train__grad_clip=1.0))["train"]["grad_clip"] == 1.0
+    assert load_config(_small_cfg(tmp_path))["train"]["grad_clip"] is None

@@ -172,3 +172,62 @@ def test_checkpoint_without_rng_or_model_is_handled(tmp_path, capsys):
     snnedu.train.save_checkpoint(ckpt, **state)
     with pytest.raises(TrainingError, match="lacks model"):
         snnedu.fit(_net(), train, None, epochs=3, progress=False, verbose=False, device="cpu", checkpoint=ckpt)
+
+
+def test_grad_clip_must_be_positive_or_none(tmp_path):
+    # issue #15 item 2: grad_clip=0 trained nothing (constant loss), grad_clip=-1 was gradient ascent
+    train, _ = _loaders()
+    for bad in (0, 0.0, -1, -1e-9, float("nan"), float("inf"), "1", True):
+        with pytest.raises(snnedu.HyperParameterError, match="grad_clip"):
+            snnedu.fit(_net(), train, None, epochs=1, grad_clip=bad, progress=False, verbose=False, device="cpu")
+    hist = snnedu.fit(_net(), train, None, epochs=2, grad_clip=0.5, lr=2e-2, seed=0, progress=False,
+                      verbose=False, device="cpu")
+    assert hist[1]["train_loss"] < hist[0]["train_loss"]  # it descends
+
+
+def test_fit_refuses_what_would_train_nothing_or_silently_otherwise(tmp_path):
+    # issue #15 item 5
+    train, _ = _loaders()
+    ckpt = tmp_path / "c.pt"
+    for empty in ([], DataLoader(TensorDataset(torch.zeros(0, 12), torch.zeros(0, dtype=torch.long)), batch_size=4)):
+        with pytest.raises(TrainingError, match="train_loader is empty"):
+            snnedu.fit(_net(), empty, None, epochs=2, progress=False, verbose=False, device="cpu", checkpoint=ckpt)
+    with pytest.raises(TrainingError, match="val_loader is empty"):
+        snnedu.fit(_net(), train, [], epochs=1, progress=False, verbose=False, device="cpu")
+    # an iterable without a length that yields nothing: found out after the epoch, before the checkpoint
+    with pytest.raises(TrainingError, match="gave no samples in epoch 1"):
+        snnedu.fit(_net(), iter([]), None, epochs=1, progress=False, verbose=False, device="cpu", checkpoint=ckpt)
+    assert not ckpt.exists()
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(snnedu.HyperParameterError, match="epochs"):
+            snnedu.fit(_net(), train, None, epochs=bad, progress=False, verbose=False, device="cpu")
+    for bad in (0.0, -1e-3, float("nan")):
+        with pytest.raises(snnedu.HyperParameterError, match="lr"):
+            snnedu.fit(_net(), train, None, epochs=1, lr=bad, progress=False, verbose=False, device="cpu")
+    # amp=True on CPU is said, not silently ignored; result.json's "amp" says what ran
+    with pytest.warns(UserWarning, match="mixed precision is used on CUDA only"):
+        snnedu.fit(_net(), train, None, epochs=1, amp=True, progress=False, verbose=False, device="cpu")
+    # label -100 (PyTorch's "ignore") and labels >= C are errors, not silently dropped or wrapped
+    for label in (-100, -1, 3):
+        x = torch.rand(8, 12)
+        y = torch.tensor([0, 1, 2, 0, 1, 2, 0, label])
+        with pytest.raises(snnedu.InputError, match=r"class indices must be in \[0, 2\]"):
+            snnedu.fit(_net(), [(x, y)], None, epochs=1, progress=False, verbose=False, device="cpu")
+        for loss in (snnedu.rate_mse, snnedu.TETLoss()):
+            with pytest.raises(snnedu.InputError, match="class indices"):
+                loss(torch.rand(4, 8, 3), y)
+    with pytest.raises(snnedu.InputError, match="integer class indices"):
+        snnedu.rate_cross_entropy(torch.rand(4, 8, 3), torch.zeros(8))
+
+
+def test_fit_and_evaluate_edge_cases_are_clear_errors():
+    # issue #15 item 14: a loader of 3-tuples ("too many values to unpack"); evaluate on a model
+    # without parameters (StopIteration)
+    x, y = torch.rand(8, 12), torch.randint(0, 3, (8,))
+    with pytest.raises(TrainingError, match=r"train_loader batch 1 is a tuple of 3; expected \(x, y\)"):
+        snnedu.fit(_net(), [(x, y, y)], None, epochs=1, progress=False, verbose=False, device="cpu")
+    with pytest.raises(TrainingError, match=r"loader batch 1 is a tuple of 3"):
+        snnedu.evaluate(_net(), [(x, y, y)], device="cpu")
+    no_params = nn.Sequential(snnedu.DirectEncoder(2), snnedu.IF())  # [B, 3] -> [2, B, 3] spikes
+    ev = snnedu.evaluate(no_params, [(torch.rand(4, 3), torch.tensor([0, 1, 2, 0]))])
+    assert ev["n"] == 4 and 0 <= ev["acc"] <= 100
