@@ -26,12 +26,42 @@ def flag(name: str, value, *, allow_none: bool = False):
         return None
     if isinstance(value, bool):
         return value
-    if type(value).__name__ == "bool_" and type(value).__module__ == "numpy":
+    if type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"):
         return bool(value)
     extra = " or None" if allow_none else ""
     hint = " (a quoted string; write true or false without quotes in YAML)" if isinstance(value, str) else ""
     raise HyperParameterError(f"{name} must be True or False{extra}, got {_short_repr(value)} "
                               f"({type(value).__name__}){hint}")
+
+
+def flags(*names: str, optional: tuple = ()):
+    """Decorator: check that the named parameters of a function are booleans (:func:`flag`) on every
+    call, positional or keyword; ``optional`` names may also be ``None``. The checked names must be
+    parameters of the function (caught when it is decorated)."""
+    import functools
+    import inspect
+
+    def deco(fn):
+        params = list(inspect.signature(fn).parameters.values())
+        pos = {p.name: i for i, p in enumerate(params)
+               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)}
+        known = {p.name for p in params}
+        missing = [n for n in (*names, *optional) if n not in known]
+        if missing:
+            raise TypeError(f"{fn.__qualname__} has no parameter {missing}")
+        checks = [(n, pos.get(n), n in optional) for n in (*names, *optional)]
+        label = fn.__qualname__.replace(".__init__", "")
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            for n, i, opt in checks:
+                if n in kwargs:
+                    flag(f"{label}(): {n}", kwargs[n], allow_none=opt)
+                elif i is not None and i < len(args):
+                    flag(f"{label}(): {n}", args[i], allow_none=opt)
+            return fn(*args, **kwargs)
+        return wrapper
+    return deco
 
 
 def _short_repr(value, n: int = 60) -> str:

@@ -29,6 +29,7 @@ from typing import Any, Optional
 import torch
 import torch.nn as nn
 
+from ._checks import flags
 from .base import materialize
 from .errors import SnneduError
 
@@ -299,6 +300,7 @@ def build_model(cfg: dict) -> nn.Module:
     return nn.Sequential(encoder, net)
 
 
+@flags("with_val")
 def build_data(cfg: dict, with_val: bool = False):
     """``(DataSplit, train_loader, test_loader)`` of ``cfg['data']`` (prints which data is used).
 
@@ -466,6 +468,7 @@ def run_meta(cfg: dict, max_batches: Optional[int] = None) -> dict:
     return {"config": c, "max_batches": max_batches}
 
 
+@flags("progress", "resume")
 def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_batches: Optional[int] = None,
                device=None, progress: bool = True, resume: bool = True) -> dict:
     """Train ``cfg``; write ``OUT/NAME/{checkpoint.pt, tb/, result.json}`` and return the result dict.

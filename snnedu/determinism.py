@@ -108,6 +108,8 @@ from typing import Iterator
 
 import torch
 
+from ._checks import flags
+
 __all__ = ["set_deterministic", "deterministic", "deterministic_state", "CUBLAS_WORKSPACE"]
 
 #: the ``CUBLAS_WORKSPACE_CONFIG`` value :func:`set_deterministic` sets when the variable is unset
@@ -141,6 +143,7 @@ def _apply(state: dict) -> None:
     _env_set_by_us = False
 
 
+@flags("enabled", "warn_only")
 def set_deterministic(enabled: bool = True, *, warn_only: bool = False) -> dict:
     """Ask PyTorch for deterministic algorithms everywhere (or stop asking); returns the previous settings.
 
@@ -187,6 +190,7 @@ def set_deterministic(enabled: bool = True, *, warn_only: bool = False) -> dict:
 
 
 @contextlib.contextmanager
+@flags("enabled", "warn_only")
 def deterministic(enabled: bool = True, *, warn_only: bool = False) -> Iterator[dict]:
     """``with snnedu.deterministic(): ...`` — :func:`set_deterministic` for a block; every setting it
     changed (including ``CUBLAS_WORKSPACE_CONFIG``) is put back as it was on exit. Yields the

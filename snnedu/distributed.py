@@ -35,6 +35,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from ._checks import flags
 from .errors import SnneduError
 
 __all__ = ["DistInfo", "init_distributed", "is_distributed", "rank", "world_size", "is_main_process",
@@ -111,6 +112,7 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
+@flags("sync_bn")
 def wrap_ddp(model: nn.Module, device=None, *, sync_bn: bool = False, **ddp_kwargs) -> nn.Module:
     """Move ``model`` to ``device`` and wrap it in ``DistributedDataParallel``.
 
@@ -136,6 +138,7 @@ def wrap_ddp(model: nn.Module, device=None, *, sync_bn: bool = False, **ddp_kwar
     return nn.parallel.DistributedDataParallel(model, **ddp_kwargs)
 
 
+@flags("drop_last", "shuffle")
 def distributed_loader(dataset, batch_size: int, seed: int = 0, *, shuffle: bool = True, drop_last: bool = False,
                        num_workers: int = 0, collate_fn=None, **loader_kwargs) -> DataLoader:
     """A ``DataLoader`` that gives this process its share of ``dataset`` (``DistributedSampler``).

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import positive_int, real, tensor_input
+from ._checks import flag, positive_int, real, tensor_input
 from .errors import InputError
 
 __all__ = ["fold_time", "unfold_time", "TimeDistributed", "Flatten", "VotingReadout", "tdBN", "tdBN1d",
@@ -157,7 +157,7 @@ class tdBN(nn.Module):  # noqa: N801 - the paper's name
         self.alpha = real("alpha", alpha, low=0.0, low_open=True)
         self.eps = real("eps", eps, low=0.0, low_open=True)
         self.momentum = real("momentum", momentum, low=0.0, high=1.0)
-        self.affine = bool(affine)
+        self.affine = flag("affine", affine)
         if self.affine:
             self.weight = nn.Parameter(torch.ones(num_features))
             self.bias = nn.Parameter(torch.zeros(num_features))

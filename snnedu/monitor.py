@@ -44,6 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._checks import flag
 from .neurons import BaseNeuron
 
 __all__ = ["Monitor", "E_AC", "E_MAC", "synaptic_ops"]
@@ -98,7 +99,7 @@ class Monitor:
 
     def __init__(self, model: nn.Module, coverage: bool = False):
         self.model = model
-        self.coverage = bool(coverage)
+        self.coverage = flag("coverage", coverage)
         self.neuron_names = {m: n or type(m).__name__ for n, m in model.named_modules() if isinstance(m, BaseNeuron)}
         # a layer wrapped in TimeDistributed is named after its wrapper ("fc1", not "fc1.module")
         self.synapse_names = {m: (n[:-len(".module")] if n.endswith(".module") else n) or type(m).__name__

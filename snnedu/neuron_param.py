@@ -29,7 +29,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn as nn
 
-from ._checks import positive_int
+from ._checks import flag, positive_int
 from .errors import HyperParameterError, InputError
 
 __all__ = ["NeuronParameter"]
@@ -50,7 +50,7 @@ class NeuronParameter(nn.Module):
             shape = tuple(int(s) for s in shape)
         if shape is not None and any(s < 1 for s in shape):
             raise HyperParameterError(f"shape must contain positive sizes, got {shape}")
-        self.per_neuron = bool(per_neuron) or bool(shape)
+        self.per_neuron = flag("per_neuron", per_neuron) or bool(shape)
         self.levels = None if levels is None else positive_int("levels", levels)
         self._level_shape = () if self.levels is None else (self.levels,)
         if self.per_neuron and shape is None:

@@ -34,7 +34,7 @@ import torch
 
 from . import functional as SF
 from . import kernels
-from ._checks import positive_int, real, tensor_input
+from ._checks import flag, positive_int, real, tensor_input
 from .base import StatefulModule
 from .decay import LearnableDecay
 from .errors import HyperParameterError, StateError
@@ -86,9 +86,9 @@ class BaseNeuron(StatefulModule):
             raise HyperParameterError(f"v_reset ({self.v_reset}) must be below v_threshold "
                                       f"({self.v_threshold}), otherwise the neuron fires at every step")
         self.surrogate = SF.get_surrogate(surrogate)
-        self.detach_reset = bool(detach_reset)
-        self.record = bool(record)
-        if learn_threshold not in (False, True, "layer", "neuron"):
+        self.detach_reset = flag("detach_reset", detach_reset)
+        self.record = flag("record", record)
+        if not (isinstance(learn_threshold, bool) or learn_threshold in ("layer", "neuron")):
             raise HyperParameterError(f"learn_threshold must be False, True/'layer' or 'neuron', "
                                       f"got {learn_threshold!r}")
         self.threshold_param: Optional[LearnableThreshold] = None
@@ -284,7 +284,7 @@ class LIF(BaseNeuron):
         self.tau = real("tau", tau, low=1.0,
                         what="membrane time constant in steps; the leak 1/tau must lie in (0, 1]")
         self.k = 1.0 / self.tau
-        self.decay_input = bool(decay_input)
+        self.decay_input = flag("decay_input", decay_input)
 
     @classmethod
     def stbp(cls, decay: float = 0.25, v_threshold: float = 1.0, surrogate="rect",
@@ -373,7 +373,7 @@ class PLIF(BaseNeuron):
                  surrogate="atan", detach_reset: bool = False, record: bool = False, **threshold_options):
         super().__init__(v_threshold, v_reset, surrogate, detach_reset, record, **threshold_options)
         self.decay_param = LearnableDecay(tau_init, shape=shape, per_neuron=per_neuron, tau_std=tau_std)
-        self.decay_input = bool(decay_input)
+        self.decay_input = flag("decay_input", decay_input)
 
     @property
     def per_neuron(self) -> bool:
@@ -535,7 +535,7 @@ class PMLF(MLF):
         # MLF's fixed decay is unused here (0.5 only satisfies its check); decay_init is validated below
         super().__init__(K, v_threshold, a, 0.5, v_reset, surrogate, detach_reset, record, **threshold_options)
         self.decay_param = LearnableDecay(form="decay", decay_init=decay_init,
-                                          levels=self.K if per_level else None)
+                                          levels=self.K if flag("per_level", per_level) else None)
 
     @property
     def per_level(self) -> bool:

@@ -11,6 +11,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import torch
 
+from ._checks import flags
 from .viz_events import animate_frames, event_rate, event_scatter, frame_image, frames_grid
 
 __all__ = ["raster", "membrane_trace", "spike_count_histogram", "plot_surrogate", "plot_history",
@@ -100,6 +101,7 @@ def spike_count_histogram(spikes, ax=None, bins: Optional[int] = None, title: Op
     return ax
 
 
+@flags("derivative")
 def plot_surrogate(surrogate, ax=None, x_range: Sequence[float] = (-2.0, 2.0), derivative: bool = True,
                    label: Optional[str] = None):
     """Plot a surrogate's derivative ``g'(x)`` (default) or its primitive ``g(x)`` over ``x = H - V_th``."""

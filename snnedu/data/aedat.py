@@ -65,6 +65,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .._checks import flags
 from .._io import atomic_write
 from ..errors import DataError, HyperParameterError
 from .events import EVENT_DTYPE, check_events, make_events
@@ -101,6 +102,7 @@ class AedatInfo(NamedTuple):
     special: int = 0
 
 
+@flags("durable")
 def atomic_write_bytes(path, data: bytes, durable: bool = True) -> None:
     """Write ``data`` to ``path`` through a temporary file and ``os.replace``: readers see either the
     old file or the whole new one, never a half-written file. ``durable=False`` skips the ``fsync``
@@ -142,6 +144,7 @@ def _check_coordinates(path: Path, events: np.ndarray, sensor_size) -> np.ndarra
     return events
 
 
+@flags("keep_invalid", "return_info")
 def read_aedat31(path, sensor_size=None, *, keep_invalid: bool = False, return_info: bool = False
                  ) -> Union[np.ndarray, Tuple[np.ndarray, AedatInfo]]:
     """Polarity events of an AEDAT 3.1 file as an :data:`EVENT_DTYPE` array sorted by time (µs).
@@ -215,6 +218,7 @@ def _start_time_line(start_time: Optional[datetime]) -> str:
     return start_time.strftime(START_TIME_FORMAT)
 
 
+@flags("durable")
 def write_aedat31(path, events: np.ndarray, labels: Optional[Sequence[Tuple[int, int, int]]] = None, *,
                   packet_events: int = 4096, sensor_size: Tuple[int, int] = (128, 128),
                   source: str = "DVS128", start_time: Optional[datetime] = None,
@@ -271,6 +275,7 @@ def labels_csv_path(aedat_path) -> Path:
     return p.with_name(p.stem + "_labels.csv")
 
 
+@flags("durable")
 def write_gesture_labels(path, rows: Sequence[Tuple[int, int, int]], durable: bool = True) -> Path:
     """Write DVS128 Gesture label rows ``(class 1..11, startTime_usec, endTime_usec)`` (atomically).
     Rows that :func:`read_gesture_labels` would reject raise :class:`AedatError` instead."""
@@ -338,6 +343,7 @@ def _unwrap32(ts: np.ndarray) -> np.ndarray:
     return t
 
 
+@flags("return_info")
 def read_aedat20(path, sensor_size: int = 128, *, return_info: bool = False
                  ) -> Union[np.ndarray, Tuple[np.ndarray, AedatInfo]]:
     """Events of a CIFAR10-DVS AEDAT 2.0 file as an :data:`EVENT_DTYPE` array (orientation fixed, µs).
@@ -372,6 +378,7 @@ def read_aedat20(path, sensor_size: int = 128, *, return_info: bool = False
     return (events, AedatInfo(special=n_special)) if return_info else events
 
 
+@flags("durable")
 def write_aedat20(path, events: np.ndarray, *, sensor_size: int = 128, durable: bool = True) -> Path:
     """Write events as a CIFAR10-DVS AEDAT 2.0 file (atomically): the inverse of :func:`read_aedat20`.
     ``durable``: see :func:`atomic_write_bytes`."""

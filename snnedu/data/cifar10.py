@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._checks import positive_int
+from .._checks import flag, flags, positive_int
 from ..errors import DataError
 from .common import DataSplit, ImageTensorDataset, data_root, local_or_download
 
@@ -96,8 +96,8 @@ class CIFAR10Dataset(ImageTensorDataset):
                  std: Sequence[float] = CIFAR10_STD, pad: int = 4, seed: int = 0,
                  classes: Sequence[str] = CIFAR10_CLASSES):
         super().__init__(images, labels)
-        self.augment = bool(augment)
-        self.normalize = bool(normalize)
+        self.augment = flag("augment", augment)
+        self.normalize = flag("normalize", normalize)
         c = images.shape[1]
         self.mean = torch.as_tensor(mean, dtype=torch.float32).reshape(c, 1, 1)
         self.std = torch.as_tensor(std, dtype=torch.float32).reshape(c, 1, 1)
@@ -324,6 +324,7 @@ def synthetic_cifar10(n_train: int = 5000, n_test: int = 1000, seed: int = 0):
 # --------------------------------------------------------------------------------------------------
 # the loader
 # --------------------------------------------------------------------------------------------------
+@flags("augment", "download", "normalize", "offline_fallback", "verbose")
 def load_cifar10(root: Optional[str] = None, download: bool = True, offline_fallback: bool = True,
                  verbose: bool = True, augment: bool = True, normalize: bool = True,
                  n_train: Optional[int] = None, n_test: Optional[int] = None, seed: int = 0) -> DataSplit:

@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional, Tuple
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .._checks import positive_int
+from .._checks import flags, positive_int
 
 __all__ = ["DataSplit", "ImageTensorDataset", "data_root", "make_loaders", "take_per_class", "local_or_download"]
 
@@ -133,6 +133,7 @@ def _new_dirs_cleanup(root: Path):
     return cleanup
 
 
+@flags("download")
 def local_or_download(root: Path, read_local: Callable[[Path], Any], fetch: Callable[[Path], Any],
                       download: bool) -> Tuple[Optional[Any], str, str]:
     """The first two attempts of every loader: a local copy, then (``download=True``) a download.

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._checks import flags
 from ..errors import DataError, HyperParameterError
 from .aedat import read_aedat20, read_aedat31, read_gesture_labels, labels_csv_path
 from .cifar10 import CIFAR10_CLASSES
@@ -381,6 +382,7 @@ def _load(dataset: str, root, T, split_by, size, normalization, duration_us, cac
     return DataSplit(train, test, source, offline_standin=bool(info))
 
 
+@flags("augment", "offline_fallback", "progress", "rebuild")
 def load_dvs128_gesture(root=None, *, T: int = 20, split_by: str = "number", size=None,
                         normalization: Optional[str] = None, duration_us: Optional[int] = None,
                         cache_dir=None, offline_fallback: bool = True, augment: bool = False, seed: int = 0,
@@ -395,6 +397,7 @@ def load_dvs128_gesture(root=None, *, T: int = 20, split_by: str = "number", siz
                  offline_fallback, augment, seed, progress, standin_kwargs, rebuild)
 
 
+@flags("augment", "download", "offline_fallback", "progress", "rebuild")
 def load_cifar10_dvs(root=None, *, T: int = 10, split_by: str = "number", size=48,
                      normalization: Optional[str] = None, duration_us: Optional[int] = None, cache_dir=None,
                      download: bool = False, offline_fallback: bool = True, augment: bool = False, seed: int = 0,
@@ -407,6 +410,7 @@ def load_cifar10_dvs(root=None, *, T: int = 10, split_by: str = "number", size=4
                  offline_fallback, augment, seed, progress, standin_kwargs, rebuild)
 
 
+@flags("progress", "rebuild")
 def preprocess(dataset: str, root, setting: FrameSetting, *, cache_dir=None, splits=("train", "test"),
                progress: bool = True, rebuild: bool = False, on_sample=None) -> List[BuildReport]:
     """Build the frame caches of ``dataset`` ("dvs128-gesture" or "cifar10-dvs") from the recordings

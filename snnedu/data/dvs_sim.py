@@ -41,7 +41,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from .._checks import positive_int, real
+from .._checks import flags, positive_int, real
 from ..errors import DataError, HyperParameterError, InputError
 from .aedat import atomic_write_bytes, write_aedat20, write_aedat31
 from .cifar10 import SYNTH_CLASSES, synthetic_cifar10
@@ -483,6 +483,7 @@ def _gesture_recording(user: int, lighting_index: int, *, repeats: int, size: in
     return events, rows
 
 
+@flags("progress")
 def write_gesture_standin(root, *, n_train_users: int = 4, n_test_users: int = 2,
                           lightings: Sequence[str] = ("fluorescent", "led"), repeats: int = 1,
                           size: int = 128, seed: int = 0, progress: bool = True) -> Path:
@@ -625,6 +626,7 @@ def _monitor_video(image: np.ndarray, rng: np.random.Generator, *, size: int, n_
     return video, timestamps
 
 
+@flags("progress")
 def write_cifar10dvs_standin(root, *, n_per_class: int = 40, size: int = 128, seed: int = 0,
                              progress: bool = True) -> Path:
     """Write SimDVS-SynthShapes-10, a generated stand-in in the layout of CIFAR10-DVS.

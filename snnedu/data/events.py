@@ -16,6 +16,7 @@ from typing import Tuple
 
 import numpy as np
 
+from .._checks import flags
 from ..errors import InputError
 
 __all__ = ["EVENT_DTYPE", "make_events", "check_events", "slice_time"]
@@ -46,6 +47,7 @@ def _check_column(name: str, c: np.ndarray) -> None:
         raise InputError(f"{what}; got values in [{cmin}, {cmax}]")
 
 
+@flags("sort")
 def make_events(t, x, y, p, *, sort: bool = True) -> np.ndarray:
     """Pack four equally long 1-d sequences into an :data:`EVENT_DTYPE` array (sorted by ``t``).
 

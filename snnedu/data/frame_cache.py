@@ -39,6 +39,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._checks import flags
 from .._io import atomic_write
 from ..errors import DataError
 
@@ -110,6 +111,7 @@ def _storage(frames: np.ndarray) -> np.ndarray:
     return frames.astype(np.uint16 if (frames.size == 0 or frames.max() <= 0xFFFF) else np.uint32, copy=False)
 
 
+@flags("progress", "rebuild")
 def build_frame_cache(path, key: Dict, units: Sequence[CacheUnit],
                       make: Callable[[object, object], np.ndarray], *, frame_shape: Tuple[int, ...],
                       progress: bool = True, on_sample: Optional[Callable[[int], None]] = None,

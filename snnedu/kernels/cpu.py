@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .._checks import check_finite
+from .._checks import check_finite, flag
 from .common import layout, param_rows, reduce_grad, surrogate_code
 
 __all__ = ["available", "cpu_multistep"]
@@ -352,6 +352,7 @@ def cpu_multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, sur
     """Same arguments and results as :func:`snnedu.functional.neuron_multistep` (without ``record``):
     ``(spikes [T, (K,) B, *S], v_last)``. ``v0`` ``[K, B, *S]`` selects K levels. A NaN/inf in
     ``x_seq`` raises :class:`snnedu.errors.InputError` naming ``name`` (unless input checks are off)."""
+    decay_input, detach_reset = flag("decay_input", decay_input), flag("detach_reset", detach_reset)
     lay = layout(x_seq, v0)
     if v0 is None:
         v0 = torch.full((lay.B, *lay.S), 0.0 if v_reset is None else float(v_reset), dtype=x_seq.dtype)

@@ -47,6 +47,7 @@ from typing import Optional, Union
 import torch
 from torch.autograd.function import once_differentiable
 
+from .._checks import flags
 from ..functional.surrogate import ATan, Rectangular, Sigmoid, Surrogate, Triangle
 
 try:  # Triton is optional: the module imports without it, available() then says False
@@ -405,6 +406,7 @@ class TritonMultistep(torch.autograd.Function):
         return grad_x, grad_v0, grad_k, grad_th, None
 
 
+@flags("decay_input", "detach_reset")
 def triton_multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, levels: Optional[int] = None,
                      k: Optional[Scalar] = None, v_threshold: Scalar = 1.0, v_reset: Optional[float] = 0.0,
                      decay_input: bool = True, detach_reset: bool = False, surrogate: Surrogate = None):

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 
-from .._checks import positive_int, real, tensor_input
+from .._checks import flag, positive_int, real, tensor_input
 from ..errors import HyperParameterError, InputError
 from ..layers import TimeDistributed, tdBN2d
 
@@ -74,7 +74,8 @@ class SpikingBasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int = 1, *, neuron: Callable[[], nn.Module],
                  v_threshold: float, ds: bool = True, share_neuron: bool = False):
         super().__init__()
-        self.ds = bool(ds)
+        self.ds = flag("ds", ds)
+        share_neuron = flag("share_neuron", share_neuron)
         a_sum = 1.0 if self.ds else 1.0 / math.sqrt(2.0)
         self.conv1, self.bn1 = _conv(c_in, c_out, 3, stride), tdBN2d(c_out, v_threshold)
         self.act1 = neuron()
@@ -142,6 +143,7 @@ class SpikingResNet(nn.Module):
         n_classes = positive_int("n_classes", n_classes, minimum=2)
         v_threshold = real("v_threshold", v_threshold, low=0.0, low_open=True)
         stem = positive_int("stem_channels", stem_channels or channels[0])
+        ds, share_neuron, input_norm = flag("ds", ds), flag("share_neuron", share_neuron), flag("input_norm", input_norm)
         self.input_norm = tdBN2d(self.in_channels, 1.0, affine=False) if input_norm else nn.Identity()
         self.stem = nn.Sequential(_conv(self.in_channels, stem, 3, 1), tdBN2d(stem, v_threshold), neuron())
         layers, c_prev = [], stem

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 
-from .._checks import positive_int, tensor_input
+from .._checks import flag, positive_int, tensor_input
 from ..errors import HyperParameterError, InputError
 from ..layers import Flatten, TimeDistributed
 from ..neurons import LIF
@@ -74,6 +74,7 @@ class SpikingMLP(StaticClassifier):
                  batch_norm: bool = False):
         super().__init__(input_shape)
         n_classes = positive_int("n_classes", n_classes, minimum=2)
+        batch_norm = flag("batch_norm", batch_norm)
         hidden = tuple(positive_int("hidden size", h) for h in hidden)
         prev = 1
         for s in self.input_shape:
