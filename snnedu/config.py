@@ -183,6 +183,7 @@ def _validate(raw: Any, schema: dict, where: str) -> dict:
 def validate_config(raw: Any) -> dict:
     """Check every field of a parsed config and fill in the defaults (raises :class:`ConfigError`)."""
     cfg = _validate(raw, SCHEMA, "")
+    _check_name(cfg["name"])
     _cross_check(cfg)
     try:  # the neuron's own hyper-parameters are checked by the neuron itself
         _neuron_factory(cfg["model"]["neuron"])()
@@ -194,6 +195,19 @@ def validate_config(raw: Any) -> dict:
     except (SnneduError, ValueError, OverflowError) as e:
         raise ConfigError(f"model.neuron: {_one_line(e)}") from None
     return cfg
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def _check_name(name) -> str:
+    """``name`` becomes the run's folder under ``--out``: one plain path component, so that no run
+    writes outside its output folder (``../x``, ``/abs``, ``a/b`` are refused)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+        raise ConfigError(f"name: must be a plain folder name (letters, digits, '.', '_', '-', '+'; at most 128 "
+                          f"characters; no '/', no '..'), got {shown}")
+    return name
 
 
 def _one_line(e: Exception) -> str:
@@ -489,20 +503,20 @@ def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_b
     from . import distributed as D
     from .train import check_resumable, default_device, fit, seed_everything
 
-    owns_group = not (dist.is_available() and dist.is_initialized())
-    info = D.init_distributed(device=device)  # nothing happens unless launched by torchrun
-    owns_group = owns_group and info.distributed
-    main = D.is_main_process()
-    run_dir = Path(out_dir) / cfg["name"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if info.distributed:
-        device = info.device
-    device = torch.device(device) if device is not None else default_device()
+    run_dir = Path(out_dir) / _check_name(cfg["name"])  # never outside out_dir
     t = cfg["train"]
     n_epochs = epochs or t["epochs"]
     meta = run_meta(cfg, max_batches)
     if resume:  # refuse a checkpoint of another config before loading any data
         check_resumable(run_dir / "checkpoint.pt", meta)
+    owns_group = not (dist.is_available() and dist.is_initialized())
+    info = D.init_distributed(device=device)  # nothing happens unless launched by torchrun
+    owns_group = owns_group and info.distributed
+    main = D.is_main_process()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if info.distributed:
+        device = info.device
+    device = torch.device(device) if device is not None else default_device()
     seed_everything(t["seed"])
     if not main:
         D.barrier()  # rank 0 downloads / builds the frame cache first

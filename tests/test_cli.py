@@ -157,3 +157,19 @@ def test_grad_clip_in_a_config_must_be_positive_or_null(tmp_path):
             load_config(_small_cfg(tmp_path, train__grad_clip=bad))
     assert load_config(_small_cfg(tmp_path, train__grad_clip=1.0))["train"]["grad_clip"] == 1.0
     assert load_config(_small_cfg(tmp_path))["train"]["grad_clip"] is None
+
+
+def test_a_run_name_cannot_escape_the_output_folder(tmp_path, capsys):
+    # issue #15 item 7: name: ../escaped_run wrote outside --out; an absolute name printed a doubled path
+    out = tmp_path / "deep" / "runs"
+    for bad in ("../escaped_run", "..", str(tmp_path / "abs_run"), "a/b", "a\\b", ".hidden", "", "x" * 129,
+                "na\nme"):
+        path = _small_cfg(tmp_path, name=bad)
+        assert main(["train", str(path), "--out", str(out), "--device", "cpu", "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "name: must be a plain folder name" in err[0], (bad, err)
+        with pytest.raises(ConfigError, match="name: must be a plain folder name"):
+            snnedu.config.run_config({"name": bad}, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml"]  # nothing written anywhere
+    for good in ("01_encoding", "plif_mnist", "run-2.b+c"):
+        assert load_config(_small_cfg(tmp_path, name=good))["name"] == good
