@@ -70,7 +70,7 @@ def test_gradient_through_initial_and_last_potential():
     torch.testing.assert_close(g_c, g_r, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_other_dtypes_are_computed_in_float32_and_returned_in_theirs(dtype):
     x = (torch.rand(6, 3, 8) * 2).to(dtype).requires_grad_(True)
     out = snnedu.LIF(tau=2.0)(x)
@@ -160,3 +160,44 @@ def test_buffer_pool_reuses_only_dead_buffers():
     d = pool.empty(64, 8)                       # now it is free and reused
     assert d.data_ptr() == ptr
     assert pool.empty(4, 4).data_ptr() not in (ptr, b.data_ptr())   # small requests bypass the pool
+
+
+FAMILIES64 = {
+    "IF": lambda: snnedu.IF(), "IF-soft": lambda: snnedu.IF(v_reset=None), "LIF": lambda: snnedu.LIF(tau=2.0),
+    "LIF-stbp": lambda: snnedu.LIF.stbp(decay=0.5), "PLIF": lambda: snnedu.PLIF(),
+    "PLIF-neuron": lambda: snnedu.PLIF(per_neuron=True, shape=(7,)), "MLF": lambda: snnedu.MLF(K=3),
+    "PMLF": lambda: snnedu.PMLF(K=3), "PMLF3": lambda: snnedu.PMLF3(K=3),
+    "STL": lambda: snnedu.LIF(learn_threshold="neuron"),
+}
+
+
+def test_float64_is_honoured_on_the_default_path():
+    # issue #15 item 3: the default CPU path computed float64 in float32, so 1 - 1e-12 fired
+    x = torch.full((1, 1, 1), 1 - 1e-12, dtype=torch.float64)
+    assert kernels.chosen_backend(x, snnedu.ATan()) == "reference"
+    assert snnedu.IF()(x).item() == 0.0 and snnedu.IF().step(x[0]).item() == 0.0
+    assert snnedu.IF()(torch.full((1, 1, 1), 1.0, dtype=torch.float64)).item() == 1.0
+    with kernels.use_backend("cpu"):
+        with pytest.raises(HyperParameterError, match="float64 input needs the 'reference' backend"):
+            snnedu.IF()(x)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES64))
+def test_float64_near_the_threshold_equals_the_reference_in_every_family(family):
+    # inputs within 1e-9 of multiples of 0.25 (IF/MLF potentials land within 1e-9 of the threshold,
+    # where float32 rounding flips spikes): float64 gives the reference's spikes and gradients exactly
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randint(0, 5, (6, 2, 7), generator=g).double() * 0.25
+         + (torch.rand(6, 2, 7, generator=g, dtype=torch.float64) - 0.5) * 2e-9).requires_grad_(True)
+    torch.manual_seed(1)
+    net = FAMILIES64[family]().double()
+    torch.manual_seed(1)
+    ref = FAMILIES64[family]().double()
+    out = net(x)
+    with kernels.use_backend("reference"):
+        want = ref(x)
+    assert out.dtype == torch.float64 and torch.equal(out, want)
+    gx, = torch.autograd.grad((out * torch.arange(out.numel(), dtype=torch.float64).view_as(out)).sum(), x)
+    with kernels.use_backend("reference"):
+        gw, = torch.autograd.grad((ref(x) * torch.arange(out.numel(), dtype=torch.float64).view_as(out)).sum(), x)
+    assert gx.dtype == torch.float64 and torch.equal(gx, gw)

@@ -10,7 +10,10 @@ Every neuron module's multi-step ``forward`` calls :func:`multistep`, which runs
   tensors.
 
 ``"auto"`` (the default) takes ``"triton"`` for CUDA tensors and ``"cpu"`` for CPU tensors when they
-are available, else the reference. Force one with :func:`set_backend`, the context manager
+are available, else the reference. The fused kernels compute in float32 (float16/bfloat16 inputs are
+upcast), so **float64 input always takes the reference** under ``"auto"``: float64 is honoured end to
+end (spikes exactly at the threshold, float64 gradients for ``gradcheck``), at the reference's speed;
+a forced ``"cpu"``/``"triton"`` backend refuses float64 input. Force one with :func:`set_backend`, the context manager
 :func:`use_backend`, or the environment variable ``SNNEDU_BACKEND``. A forced backend that cannot run
 a given call (e.g. ``"cpu"`` on a CUDA tensor) raises a clear error instead of silently switching.
 """
@@ -78,8 +81,9 @@ def chosen_backend(x_seq: torch.Tensor, surrogate, record: bool = False) -> str:
     fusable = type(surrogate) in SURROGATE_CODES and not record
     if _backend == "reference":
         return "reference"
+    float64 = x_seq.dtype == torch.float64  # the fused kernels compute in float32
     if _backend == "auto":
-        if not fusable:
+        if not fusable or float64:
             return "reference"
         if x_seq.is_cuda and _triton_ok():
             return "triton"
@@ -90,6 +94,9 @@ def chosen_backend(x_seq: torch.Tensor, surrogate, record: bool = False) -> str:
         raise HyperParameterError(f"record=True needs the reference backend (backend is {_backend!r})")
     if not fusable:
         raise HyperParameterError(f"the {_backend!r} backend has no kernel for {type(surrogate).__name__}")
+    if float64:
+        raise HyperParameterError(f"the {_backend!r} backend computes in float32; float64 input needs the "
+                                  "'reference' backend (what 'auto' picks for it)")
     if _backend == "cpu" and (x_seq.device.type != "cpu" or not cpu.available()):
         raise HyperParameterError("the 'cpu' backend needs CPU tensors and numba")
     if _backend == "triton" and not _triton_ok():

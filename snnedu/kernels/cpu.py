@@ -13,7 +13,9 @@ It computes exactly what the reference computes (the charge is evaluated in the 
 forward values and spikes are bit-identical in float32) and the same gradients (up to float rounding)
 for every family: IF, LIF (both charge forms), PLIF with per-layer/per-neuron/per-level leak,
 MLF/PMLF/PMLF3 (K levels), learnable thresholds, hard/soft reset, ``detach_reset`` and the four
-built-in surrogates. float16/bfloat16 inputs are computed in float32 and returned in their dtype.
+built-in surrogates. float16/bfloat16 (and, when called directly, float64) inputs are computed in
+float32 and returned in their dtype; the neuron modules send float64 to the reference instead
+(:func:`snnedu.kernels.chosen_backend`).
 """
 from __future__ import annotations
 
