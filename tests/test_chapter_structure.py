@@ -106,3 +106,37 @@ def test_term_target_parsing():
     assert _term_target("time steps <time step>") == "time step"
     assert _term_target("surrogate gradient") == "surrogate gradient"
     assert _term_target("**x** <LIF>") == "LIF"
+
+
+INLINE_API = re.compile(r"(?<![\w}])`(snnedu(?:\.\w+)+)`")
+
+
+def _resolves(dotted):
+    import importlib
+
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for p in parts[i:]:
+            if not hasattr(obj, p):
+                return False
+            obj = getattr(obj, p)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("chapter", TOC_CHAPTERS)
+def test_inline_api_mentions_link_to_the_reference(chapter):
+    # `snnedu.LIF` in a chapter's prose is written {py:obj}`snnedu.LIF`, so it links to the API page
+    # (the book is built with -n, so a link that does not resolve fails the build)
+    bare = [m for c in _cells(chapter) if c["cell_type"] == "markdown"
+            for m in INLINE_API.findall(_source(c)) if _resolves(m)]
+    assert not bare, f"{chapter}: write {{py:obj}}`...` for these API names: {sorted(set(bare))}"
+
+
+def test_the_inline_api_check_can_fail():
+    assert INLINE_API.findall("see `snnedu.LIF` and {py:obj}`snnedu.PLIF`") == ["snnedu.LIF"]
+    assert _resolves("snnedu.LIF") and _resolves("snnedu.viz.study_curves") and not _resolves("snnedu.NoSuch")
