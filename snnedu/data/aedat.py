@@ -75,6 +75,11 @@ __all__ = ["AedatError", "AedatInfo", "read_aedat31", "write_aedat31", "read_aed
            "read_gesture_labels", "write_gesture_labels", "labels_csv_path", "atomic_write_bytes",
            "START_TIME_FORMAT"]
 
+# The readers' version: bumped whenever what they return for the same file changes, so that frame
+# caches built from an older reader's events are rebuilt (it is part of the cache key).
+# 2: 15-bit AEDAT 3.1 coordinates, invalid-marked 3.1 events dropped, 2.0 special events skipped.
+READER_VERSION = 2
+
 _PACKET_HEADER = np.dtype([("type", "<i2"), ("source", "<i2"), ("size", "<i4"), ("ts_offset", "<i4"),
                            ("ts_overflow", "<i4"), ("capacity", "<i4"), ("number", "<i4"), ("valid", "<i4")])
 _POLARITY = 1

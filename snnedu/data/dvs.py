@@ -37,12 +37,12 @@ from torch.utils.data import Dataset
 
 from .._checks import flags
 from ..errors import DataError, HyperParameterError
-from .aedat import read_aedat20, read_aedat31, read_gesture_labels, labels_csv_path
+from .aedat import READER_VERSION, read_aedat20, read_aedat31, read_gesture_labels, labels_csv_path
 from .cifar10 import CIFAR10_CLASSES
 from .common import DataSplit, data_root
 from .dvs_sim import GESTURE_CLASSES, STANDIN_MARKER
 from .events import slice_time
-from .frame_cache import BuildReport, CacheUnit, FrameCache, build_frame_cache, cache_file_name
+from .frame_cache import FORMAT_VERSION, BuildReport, CacheUnit, FrameCache, build_frame_cache, cache_file_name
 from .frames import NORMALIZATIONS, SPLIT_MODES, as_size, events_to_frames
 
 __all__ = ["DVSFrameDataset", "DVSAugment", "time_first_collate", "load_dvs128_gesture", "load_cifar10_dvs",
@@ -185,10 +185,56 @@ class DVSAugment:
 
 
 def _fingerprint(files: Sequence[Path], base: Path) -> str:
+    """A digest of the source files' names, sizes and contents (SHA-256 of each file, remembered
+    by size and modification time in ``$SNNEDU_DATA/source_hashes.json`` so a file is hashed once):
+    editing a recording or a labels csv, even without changing its size, gives a new cache key."""
+    memo = _HashMemo(data_root() / "source_hashes.json")
     h = hashlib.sha1()
     for f in files:
-        h.update(f"{f.relative_to(base).as_posix()}:{f.stat().st_size};".encode())
+        h.update(f"{f.relative_to(base).as_posix()}:{f.stat().st_size}:{memo.sha256(f)};".encode())
+    memo.save()
     return h.hexdigest()[:16]
+
+
+class _HashMemo:
+    """SHA-256 of files, remembered per absolute path with the ``(size, mtime_ns, inode)`` they had;
+    a file whose stat differs is hashed again. The memo is only a speed-up: unreadable or damaged, it
+    is ignored (and rewritten)."""
+
+    def __init__(self, path: Path):
+        self.path, self.changed = path, False
+        try:
+            self.entries = json.loads(path.read_text())
+            if not isinstance(self.entries, dict):
+                self.entries = {}
+        except (OSError, ValueError):
+            self.entries = {}
+
+    def sha256(self, f: Path) -> str:
+        st = f.stat()
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        key = str(f.resolve())
+        got = self.entries.get(key)
+        if isinstance(got, list) and len(got) == 2 and got[0] == stamp and isinstance(got[1], str):
+            return got[1]
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        self.entries[key] = [stamp, h.hexdigest()]
+        self.changed = True
+        return h.hexdigest()
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        from .._io import atomic_write
+
+        text = json.dumps(self.entries, sort_keys=True)
+        try:  # unique temporary per process: concurrent savers never share one
+            atomic_write(self.path, lambda fh: fh.write(text.encode()), durable=False)
+        except OSError:
+            pass
 
 
 def _standin_info(folder: Path) -> Optional[Dict]:
@@ -354,7 +400,7 @@ def _split_dataset(dataset: str, folder: Path, info: Optional[Dict], split: str,
         units = [CacheUnit(f.name, (lambda f=f: (f, read_aedat20(f))), [(i, label, None)])
                  for i, (f, label) in enumerate(pairs)]
     key = {"dataset": dataset, "split": split, **setting.key(), "source": _fingerprint(files, folder),
-           "standin": bool(info)}
+           "standin": bool(info), "reader": READER_VERSION, "cache_format": FORMAT_VERSION}
     cache_dir = Path(cache_dir) if cache_dir is not None else data_root() / "frame_cache"
     path = cache_dir / cache_file_name(key)
     report = build_frame_cache(path, key, units, _make_frames(setting), frame_shape=setting.frame_shape,

@@ -6,9 +6,10 @@ is one HDF5 file (h5py) holding, for ``N`` samples of ``T`` frames::
 
     frames     [N, T, 2, H, W]   uint16 / uint32 counts, or float32 when normalised
     labels     [N]               int64
-    checksums  [N]               uint32 (CRC-32 of each sample's frames)
+    checksums  [N]               uint32 (CRC-32 of each sample's frames and label)
     attrs      key (JSON: dataset, split, T, split_by, size, normalization, duration, source
-               fingerprint), n, format version, complete = True
+               fingerprint, reader and cache format versions), n, format version, labels_crc32
+               (CRC-32 of the whole labels array), complete = True
 
 How it is built (:func:`build_frame_cache`) so that nothing half-done is ever read and nothing done
 is done twice:
@@ -23,7 +24,8 @@ is done twice:
    killed before it has finished removing them).
 
 :class:`FrameCache` opens a cache only if its format version, key, sizes and ``complete`` flag match
-and checks every sample's CRC-32 when it is read; anything else is a :class:`CacheError` that names
+and checks the labels' CRC-32 when it opens and every sample's CRC-32 (frames and label) when it is
+read; anything else is a :class:`CacheError` that names
 the file and says how to rebuild it.
 """
 from __future__ import annotations
@@ -46,7 +48,7 @@ from ..errors import DataError
 __all__ = ["CacheError", "CacheUnit", "BuildReport", "build_frame_cache", "FrameCache", "cache_file_name",
            "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the per-sample checksums cover the label too, labels_crc32
 
 
 class CacheError(DataError):
@@ -188,6 +190,11 @@ def build_frame_cache(path, key: Dict, units: Sequence[CacheUnit],
     return BuildReport(path, n, built=built, reused=reused)
 
 
+def _sample_crc(frames: np.ndarray, label) -> int:
+    """CRC-32 of one sample: its frames' bytes, then its label as int64 (a flipped label bit is caught)."""
+    return zlib.crc32(np.int64(label).tobytes(), zlib.crc32(np.ascontiguousarray(frames).tobytes()))
+
+
 def _assemble(path: Path, parts: Path, key_json: str, labels: np.ndarray, frame_shape) -> None:
     import h5py
 
@@ -207,12 +214,13 @@ def _assemble(path: Path, parts: Path, key_json: str, labels: np.ndarray, frame_
             for i, fp in enumerate(files):
                 a = np.ascontiguousarray(np.load(fp, allow_pickle=False).astype(dtype, copy=False))
                 ds[i] = a
-                crc[i] = zlib.crc32(a.tobytes())
+                crc[i] = _sample_crc(a, labels[i])
             f.create_dataset("labels", data=labels)
             f.create_dataset("checksums", data=crc)
             f.attrs["key"] = key_json
             f.attrs["n"] = n
             f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["labels_crc32"] = zlib.crc32(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
             f.attrs["complete"] = True
             f.flush()
         with open(tmp, "rb+") as fh:
@@ -254,6 +262,8 @@ class FrameCache:
         if attrs.get("format_version") != FORMAT_VERSION or not attrs.get("complete"):
             raise CacheError(f"{self.path}: incomplete or from another snnedu version "
                              f"(format {attrs.get('format_version')}, complete={attrs.get('complete')}); {how}")
+        if int(attrs.get("labels_crc32", -1)) != zlib.crc32(np.ascontiguousarray(self.labels, np.int64).tobytes()):
+            raise CacheError(f"{self.path}: the labels fail their checksum (the file is damaged); {how}")
         self.key = json.loads(attrs["key"])
         if key is not None and self.key != json.loads(json.dumps(key, sort_keys=True)):
             raise CacheError(f"{self.path}: built with other settings {self.key}, expected {key}; {how}")
@@ -281,7 +291,7 @@ class FrameCache:
         if not 0 <= i < len(self):
             raise IndexError(f"sample {i} out of range 0..{len(self) - 1}")
         a = self._h5()["frames"][i]
-        if zlib.crc32(np.ascontiguousarray(a).tobytes()) != int(self.checksums[i]):
+        if _sample_crc(a, self.labels[i]) != int(self.checksums[i]):
             raise CacheError(f"{self.path}: sample {i} fails its checksum (the file is damaged); "
                              "delete the cache to rebuild it")
         return a, int(self.labels[i])
