@@ -221,7 +221,9 @@ def load_config(path) -> dict:
 
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_bytes().decode("utf-8"))
+        raw = yaml.load(path.read_bytes().decode("utf-8"), Loader=_strict_loader())
+    except _YamlRefused as e:
+        raise ConfigError(f"{path}: {e}") from None
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except OSError as e:
@@ -234,6 +236,43 @@ def load_config(path) -> dict:
     except RecursionError:
         raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
     return validate_config(raw)
+
+
+class _YamlRefused(Exception):
+    """A YAML feature a config may not use (duplicate keys, aliases)."""
+
+
+_LOADER = None
+
+
+def _strict_loader():
+    """``yaml.SafeLoader`` that refuses duplicate keys (PyYAML silently keeps the last) and aliases
+    (``*name``, ``<<: *name``): a 1 KB file of nested aliases expands to gigabytes, and configs are
+    short enough to write out."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        class StrictLoader(yaml.SafeLoader):
+            def compose_node(self, parent, index):
+                if self.check_event(yaml.AliasEvent):
+                    mark = self.peek_event().start_mark
+                    raise _YamlRefused(f"line {mark.line + 1}: YAML aliases (*name) are not allowed in a config; "
+                                       "write the value out")
+                return super().compose_node(parent, index)
+
+            def construct_mapping(self, node, deep=False):
+                seen = set()
+                for key_node, _ in node.value:
+                    key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+                    if key in seen:
+                        raise _YamlRefused(f"line {key_node.start_mark.line + 1}: duplicate key "
+                                           f"{str(key)[:40]!r} (YAML would silently keep the last one)")
+                    seen.add(key)
+                return super().construct_mapping(node, deep=deep)
+
+        _LOADER = StrictLoader
+    return _LOADER
 
 
 # -- building blocks ---------------------------------------------------------------------------------

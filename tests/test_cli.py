@@ -173,3 +173,28 @@ def test_a_run_name_cannot_escape_the_output_folder(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml"]  # nothing written anywhere
     for good in ("01_encoding", "plif_mnist", "run-2.b+c"):
         assert load_config(_small_cfg(tmp_path, name=good))["name"] == good
+
+
+def test_duplicate_keys_and_aliases_in_a_config_are_refused(tmp_path):
+    # issue #15 items 14 and 12: duplicate keys silently kept the last value; a 1 KB file of nested
+    # aliases expanded until check raised MemoryError
+    p = tmp_path / "c.yaml"
+    p.write_text("name: a\nname: b\n")
+    with pytest.raises(ConfigError, match=r"line 2: duplicate key 'name'"):
+        load_config(p)
+    p.write_text("name: a\ntrain:\n  lr: 0.1\n  epochs: 1\n  lr: 0.2\n")
+    with pytest.raises(ConfigError, match=r"line 5: duplicate key 'lr'"):
+        load_config(p)
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p_}, *{p_}, *{p_}, *{p_}, *{p_}, *{p_}, *{p_}, *{p_}, *{p_}]\n"
+        for p_, c in zip("abcdefgh", "bcdefghi"))
+    p.write_text("name: t\n" + bomb)
+    assert len(p.read_bytes()) < 1024
+    with pytest.raises(ConfigError, match=r"line 3: YAML aliases \(\*name\) are not allowed"):
+        load_config(p)
+    p.write_text("base: &b {T: 2}\ndata:\n  <<: *b\n")
+    with pytest.raises(ConfigError, match="YAML aliases"):
+        load_config(p)
+    assert main(["check", str(p)]) == 2
+    for path in CONFIGS:  # the committed configs still load
+        load_config(path)
