@@ -3,6 +3,7 @@
 #   make test   same environment; unit tests + every chapter under strict nbval + the book in headless
 #               Chromium (tests/test_book_browser.py; skipped with a reason where Chromium is absent)
 #   make bench  speed/memory against SpikingJelly, snnTorch, Norse (benchmarks/README.md; BENCH_ARGS=--quick)
+#   make gpu-check  the GPU check on a CUDA machine (GPU_CHECK_ARGS=--dry-run: its rehearsal on CPU)
 #
 # The venv lives outside the clone, keyed by a hash of requirements.txt, so every clone (and CI)
 # on this machine reuses it. Override with `make test VENV=/path/to/venv`.
@@ -16,7 +17,7 @@ MATHJAX_VERSION := 3.2.2
 MATHJAX    := book/_static/mathjax/tex-chtml.js
 PYTEST_ARGS ?=
 
-.PHONY: all venv install test unit nbval book clean-book mathjax bench bench-extra
+.PHONY: all venv install test unit nbval book clean-book mathjax bench bench-extra gpu-check gpu-wheels
 
 all: test
 
@@ -78,3 +79,19 @@ bench-extra: $(BENCH_STAMP)
 
 bench: install $(BENCH_STAMP)
 	cd $(CURDIR) && SNNEDU_BENCH_EXTRA=$(BENCH_EXTRA) TQDM_DISABLE=1 $(PY) -m benchmarks.run $(BENCH_ARGS)
+
+# The GPU check (benchmarks/README.md): kernels on CUDA, speed/bandwidth/memory against SpikingJelly,
+# an AMP training epoch, DDP. GPU_CHECK_ARGS=--dry-run rehearses it on CPU (tiny sizes, Triton interpreter).
+GPU_CHECK_ARGS ?=
+
+gpu-check: install $(BENCH_STAMP)
+	cd $(CURDIR) && SNNEDU_BENCH_EXTRA=$(BENCH_EXTRA) TQDM_DISABLE=1 $(PY) -m benchmarks.gpu_check $(GPU_CHECK_ARGS)
+
+# The pure-Python wheels the GPU check needs on a machine that has torch and triton but no registry:
+# SpikingJelly and its logger, at the versions of requirements-bench.txt, into .whl/ (git-ignored).
+GPU_WHEELS ?= .whl
+
+gpu-wheels: venv
+	$(PY) -m pip download -q --no-deps --only-binary=:all: -d $(GPU_WHEELS) \
+		$$(grep -E '^(spikingjelly|loguru)==' requirements-bench.txt | awk '{print $$1}')
+	@ls $(GPU_WHEELS)

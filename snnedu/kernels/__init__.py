@@ -13,7 +13,9 @@ Every neuron module's multi-step ``forward`` calls :func:`multistep`, which runs
 are available, else the reference. The fused kernels compute in float32 (float16/bfloat16 inputs are
 upcast), so **float64 input always takes the reference** under ``"auto"``: float64 is honoured end to
 end (spikes exactly at the threshold, float64 gradients for ``gradcheck``), at the reference's speed;
-a forced ``"cpu"``/``"triton"`` backend refuses float64 input. Force one with :func:`set_backend`, the context manager
+a forced ``"cpu"``/``"triton"`` backend refuses float64 input. A Triton kernel found wrong on CUDA for
+one neuron family and dtype is listed in :data:`TRITON_KNOWN_BAD` until it is fixed: ``"auto"`` then
+runs the reference for that family and dtype, with a warning. Force one with :func:`set_backend`, the context manager
 :func:`use_backend`, or the environment variable ``SNNEDU_BACKEND``. A forced backend that cannot run
 a given call (e.g. ``"cpu"`` on a CUDA tensor) raises a clear error instead of silently switching.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from typing import Optional
 
 import torch
@@ -31,7 +34,8 @@ from ..functional.neuron import neuron_multistep
 from . import cpu
 from .common import SURROGATE_CODES
 
-__all__ = ["set_backend", "get_backend", "use_backend", "multistep", "BACKENDS", "chosen_backend"]
+__all__ = ["set_backend", "get_backend", "use_backend", "multistep", "BACKENDS", "chosen_backend",
+           "TRITON_KNOWN_BAD", "triton_known_bad"]
 
 BACKENDS = ("auto", "reference", "cpu", "triton")
 _backend = os.environ.get("SNNEDU_BACKEND", "auto")
@@ -63,6 +67,24 @@ def use_backend(name: str):
         set_backend(old)
 
 
+#: The Triton kernels known to compute wrong results on CUDA, a dict mapping ``(family, dtype)`` to the
+#: reason, with ``family`` a neuron class name (what :func:`multistep` gets as ``name``, e.g. ``"PLIF"``)
+#: or ``"*"`` for every family, and ``dtype`` a torch dtype or ``None`` for every dtype. Under ``"auto"``
+#: such a call runs the reference instead, with a ``RuntimeWarning`` (once per combination); a forced
+#: ``"triton"`` backend still runs the kernel (that is how it is checked). Empty while no kernel is known
+#: to be wrong.
+TRITON_KNOWN_BAD: dict = {}
+_warned: set = set()
+
+
+def triton_known_bad(family: str, dtype: torch.dtype) -> Optional[str]:
+    """Why the Triton kernel is not used for ``family`` and ``dtype`` (``None``: nothing known)."""
+    for key in ((family, dtype), (family, None), ("*", dtype), ("*", None)):
+        if key in TRITON_KNOWN_BAD:
+            return TRITON_KNOWN_BAD[key]
+    return None
+
+
 def _triton():
     from . import triton_neuron
     return triton_neuron
@@ -75,8 +97,9 @@ def _triton_ok() -> bool:
         return False
 
 
-def chosen_backend(x_seq: torch.Tensor, surrogate, record: bool = False) -> str:
-    """The backend :func:`multistep` would use for this input (``"auto"`` resolved)."""
+def chosen_backend(x_seq: torch.Tensor, surrogate, record: bool = False, name: str = "neuron") -> str:
+    """The backend :func:`multistep` would use for this input (``"auto"`` resolved); ``name`` is the
+    neuron family, looked up in :data:`TRITON_KNOWN_BAD`."""
     record = flag("record", record)
     fusable = type(surrogate) in SURROGATE_CODES and not record
     if _backend == "reference":
@@ -86,7 +109,14 @@ def chosen_backend(x_seq: torch.Tensor, surrogate, record: bool = False) -> str:
         if not fusable or float64:
             return "reference"
         if x_seq.is_cuda and _triton_ok():
-            return "triton"
+            bad = triton_known_bad(name, x_seq.dtype)
+            if bad is None:
+                return "triton"
+            if (name, x_seq.dtype) not in _warned:
+                _warned.add((name, x_seq.dtype))
+                warnings.warn(f"snnedu: the Triton kernel is known to be wrong for {name} in {x_seq.dtype} "
+                              f"({bad}); using the reference loop instead (slower)", RuntimeWarning, stacklevel=3)
+            return "reference"
         if x_seq.device.type == "cpu" and cpu.available():
             return "cpu"
         return "reference"
@@ -110,7 +140,7 @@ def multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, record:
     results: ``(spikes, v_last, trace)``) on the backend :func:`chosen_backend` picks. A NaN/inf input
     raises :class:`snnedu.errors.InputError` naming ``name`` (unless input checks are off); the CPU
     kernel finds them as it reads its input, the other backends scan it first."""
-    which = chosen_backend(x_seq, params["surrogate"], record)
+    which = chosen_backend(x_seq, params["surrogate"], record, name)
     if which != "cpu":
         check_finite(name, x_seq)
     if which == "reference":

@@ -361,7 +361,8 @@ class TritonMultistep(torch.autograd.Function):
             fwd[(triton.cdiv(M, BLOCK),)](
                 x, v0c, kp, thp, spikes, h_seq, v_last,
                 T, K, M, N, kp.stride(0), kp.stride(1), thp.stride(0), thp.stride(1), cfg["vr"],
-                CHARGE=cfg["charge"], HARD=cfg["hard"], SAVE_H=save_h, KP=KP, BLOCK=BLOCK, num_warps=4)
+                CHARGE=cfg["charge"], HARD=cfg["hard"], SAVE_H=save_h, KP=KP, BLOCK=BLOCK, num_warps=4,
+                enable_fp_fusion=False)  # no fused multiply-add: rounds like the reference, spikes identical
         if save_h:
             ctx.save_for_backward(h_seq, x, v0c, kp, thp)
             ctx.meta = (cfg, _shape_dtype(k), _shape_dtype(v_threshold), _shape_dtype(v0), KP, BLOCK)
