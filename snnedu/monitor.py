@@ -1,4 +1,4 @@
-r"""Observe a spiking network without changing it: firing rates, silent and saturated units, gradient
+r"""Observe a spiking network without changing it: firing rates, dormant, dead and saturated units, gradient
 coverage of the surrogate, synaptic operations (SOP) and an energy estimate.
 
 :class:`Monitor` attaches forward hooks to every spiking layer (:class:`snnedu.neurons.BaseNeuron`, multi-step
