@@ -104,7 +104,16 @@ def _cli(*args, env_extra=None):
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
 
 
-def test_a_killed_study_reruns_only_the_unfinished_cells(tmp_path):
+def _main(capsys, *args):
+    """``python -m snnedu study ARGS`` in this process: (exit status, stdout, stderr)."""
+    from snnedu.__main__ import main
+
+    status = main(["study", *map(str, args), "--no-progress"])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_a_killed_study_reruns_only_the_unfinished_cells(tmp_path, capsys, monkeypatch):
     study = _write(tmp_path, TINY)
     out = tmp_path / "out"
     killed = _cli(study, "--out", out, env_extra={"SNNEDU_STUDY_TEST_KILL_AFTER": "1"})
@@ -114,23 +123,22 @@ def test_a_killed_study_reruns_only_the_unfinished_cells(tmp_path):
     first = next(iter(res["cells"].values()))
     assert check_study(study, out)  # incomplete: stale
 
-    again = _cli(study, "--out", out)
-    assert again.returncode == 0, again.stderr
-    assert "ran 3 cells, reused 1" in again.stdout
+    monkeypatch.setenv("SNNEDU_BACKEND", "reference")
+    status, stdout, _ = _main(capsys, study, "--out", out)
+    assert status == 0 and "ran 3 cells, reused 1" in stdout
     res = load_result(out / "tiny.json")
     assert res["complete"] and len(res["cells"]) == 4
     assert res["cells"][f"{first['label']} | seed {first['seed']}"] == first  # untouched
     assert check_study(study, out) == []
-    assert _cli(study, "--out", out, "--check").returncode == 0
+    assert _main(capsys, study, "--out", out, "--check")[0] == 0
 
     # editing one variant reruns that variant's cells only; until then --check fails
     study.write_text(TINY.replace("tau_init: 2.0", "tau_init: 3.0"))
     problems = check_study(study, out)
     assert any("2 cells were run with other settings" in p for p in problems)
-    stale = _cli(study, "--out", out, "--check")
-    assert stale.returncode == 1 and "stale" in stale.stderr
-    rerun = _cli(study, "--out", out)
-    assert "ran 2 cells, reused 2" in rerun.stdout
+    status, _, stderr = _main(capsys, study, "--out", out, "--check")
+    assert status == 1 and "stale" in stderr
+    assert "ran 2 cells, reused 2" in _main(capsys, study, "--out", out)[1]
 
 
 def test_what_a_cell_records_and_the_selection_rule(tmp_path):
