@@ -296,13 +296,23 @@ def _probe_stats(model, probe_x, coverage: bool) -> dict:
 
 
 def run_cell(cfg: dict, measure: dict) -> dict:
-    """Train one cell (one variant, one seed) on the CPU and measure it; returns the cell's record."""
+    """Train one cell (one variant, one seed) on the CPU and measure it; returns the cell's record.
+
+    Runs with ``measure['threads']`` torch threads and restores the caller's thread count after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(measure.get("threads", 1)))
+    try:
+        return _run_cell(cfg, measure)
+    finally:
+        torch.set_num_threads(threads)  # the caller's thread count (a notebook's, under SNNEDU_FULL=1)
+
+
+def _run_cell(cfg: dict, measure: dict) -> dict:
     from .base import materialize
     from .config import _loss, _optimizer, _scheduler, build_data, build_model, prepare_model
     from .data.common import _collate_fn
     from .train import evaluate, fit, seed_everything
 
-    torch.set_num_threads(int(measure.get("threads", 1)))
     t0 = time.perf_counter()
     t = cfg["train"]
     seed_everything(t["seed"])

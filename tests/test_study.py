@@ -142,7 +142,11 @@ def test_a_killed_study_reruns_only_the_unfinished_cells(tmp_path, capsys, monke
 
 
 def test_what_a_cell_records_and_the_selection_rule(tmp_path):
+    import torch
+
+    threads = torch.get_num_threads()
     res = run_study(_write(tmp_path, TINY), tmp_path / "out", progress=False)
+    assert torch.get_num_threads() == threads  # the cells' own thread count does not leak out
     assert res["complete"] and res["ran"] == 4
     assert "final epoch" in res["selection_rule"]
     for rec in res["cells"].values():
