@@ -485,13 +485,27 @@ def _spread_subset(loader, n_batches: int):
     Smoke runs (``max_batches``) evaluate on a few batches; the first few of a class-sorted test set
     (the MNIST subset, the DVS stand-ins) would all be one class and give 0 % or 100 %. Evenly spaced
     indices cover every class in proportion."""
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import DataLoader
 
-    ds = loader.dataset
-    n = min(len(ds), n_batches * loader.batch_size)
-    idx = torch.linspace(0, len(ds) - 1, n).round().long().unique().tolist()
-    return DataLoader(Subset(ds, idx), batch_size=loader.batch_size, shuffle=False,
-                      collate_fn=loader.collate_fn, num_workers=loader.num_workers)
+    return DataLoader(spread_subset(loader.dataset, n_batches * loader.batch_size), batch_size=loader.batch_size,
+                      shuffle=False, collate_fn=loader.collate_fn, num_workers=loader.num_workers)
+
+
+def spread_subset(ds, n: int):
+    """``n`` samples of ``ds`` at evenly spaced indices (every class of a class-sorted set, in proportion)."""
+    from torch.utils.data import Subset
+
+    idx = torch.linspace(0, len(ds) - 1, min(n, len(ds))).round().long().unique().tolist()
+    return Subset(ds, idx)
+
+
+def materialize_from(cfg: dict, model: nn.Module, loader) -> nn.Module:
+    """Give lazily shaped parameters their shape from two samples of ``loader``'s first batch (event
+    frames are ``[T, B, ...]``, images ``[B, ...]``), then apply :func:`prepare_model`."""
+    x0 = next(iter(loader))[0]
+    example = x0[:, :2] if cfg["data"]["dataset"] in DVS_DATASETS else x0[:2]
+    materialize(model, example)  # before the optimizer (and DDP)
+    return prepare_model(cfg, model)
 
 
 def _tensorboard(log_dir: Path):
@@ -567,10 +581,7 @@ def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_b
     if max_batches:
         train_loader, test_loader = _Limited(train_loader, max_batches), _spread_subset(test_loader, max_batches)
     model = build_model(cfg)
-    x0 = next(iter(test_loader))[0]
-    example = x0[:, :2] if cfg["data"]["dataset"] in DVS_DATASETS else x0[:2]  # event frames are [T, B, ...]
-    materialize(model, example)  # lazily shaped parameters, before the optimizer (and DDP)
-    prepare_model(cfg, model)
+    materialize_from(cfg, model, test_loader)  # lazily shaped parameters; the learning mode
     model = D.wrap_ddp(model, device)  # unchanged outside torchrun
     optimizer = _optimizer(cfg, model)
     scheduler = _scheduler(cfg, optimizer)

@@ -188,12 +188,9 @@ def study_cells(study: dict) -> List[dict]:
     return cells
 
 
-def variants(study: dict) -> List[str]:
-    seen = []
-    for c in study_cells(study):
-        if c["label"] not in seen:
-            seen.append(c["label"])
-    return seen
+def variants(study: dict, cells: Optional[List[dict]] = None) -> List[str]:
+    """The variant labels in order (from ``cells`` when given, else from the study file)."""
+    return list(dict.fromkeys(c["label"] for c in (cells if cells is not None else study_cells(study))))
 
 
 # -- provenance ----------------------------------------------------------------------------------------
@@ -227,14 +224,6 @@ def provenance() -> dict:
 
 
 # -- one cell ------------------------------------------------------------------------------------------
-def _spread(ds, n: int):
-    from torch.utils.data import Subset
-
-    n = min(n, len(ds))
-    idx = torch.linspace(0, len(ds) - 1, n).round().long().unique().tolist()
-    return Subset(ds, idx)
-
-
 def _encoders(model):
     from .encoding import _Encoder
 
@@ -308,8 +297,7 @@ def run_cell(cfg: dict, measure: dict) -> dict:
 
 
 def _run_cell(cfg: dict, measure: dict) -> dict:
-    from .base import materialize
-    from .config import _loss, _optimizer, _scheduler, build_data, build_model, prepare_model
+    from .config import _loss, _optimizer, _scheduler, build_data, build_model, materialize_from, spread_subset
     from .data.common import _collate_fn
     from .train import evaluate, fit, seed_everything
 
@@ -317,10 +305,7 @@ def _run_cell(cfg: dict, measure: dict) -> dict:
     t = cfg["train"]
     seed_everything(t["seed"])
     split, train_loader, val_loader, test_loader = build_data(cfg, with_val=True)
-    model = build_model(cfg)
-    x0 = next(iter(test_loader))[0]
-    materialize(model, x0[:2])
-    prepare_model(cfg, model)
+    model = materialize_from(cfg, build_model(cfg), test_loader)
     optimizer, loss_fn = _optimizer(cfg, model), _loss(cfg)
     scheduler = _scheduler(cfg, optimizer)
     regularizer = None
@@ -329,9 +314,8 @@ def _run_cell(cfg: dict, measure: dict) -> dict:
         regularizer = TauVarianceRegularizer(lam=t["tau_lambda"])
     from torch.utils.data import DataLoader
 
-    probe_ds = _spread(split.test, measure["probe"])
+    probe_ds = spread_subset(split.test, measure["probe"])
     probe_x = next(iter(DataLoader(probe_ds, batch_size=len(probe_ds), collate_fn=_collate_fn(probe_ds))))[0]
-    g_state = torch.random.get_rng_state()
 
     def per_epoch(net, row):
         ev = evaluate(net, test_loader, device="cpu", loss_fn=loss_fn)
@@ -341,7 +325,6 @@ def _run_cell(cfg: dict, measure: dict) -> dict:
         torch.random.set_rng_state(state)
         return {"test_acc": ev["acc"], "test_loss": ev["loss"], **stats}
 
-    torch.random.set_rng_state(g_state)
     epoch0 = {"epoch": 0, **per_epoch(model, {})}
     history = fit(model, train_loader, val_loader, epochs=t["epochs"], optimizer=optimizer, scheduler=scheduler,
                   loss_fn=loss_fn, regularizer=regularizer, device="cpu", amp=False, seed=t["seed"],
@@ -415,6 +398,15 @@ def load_result(path) -> dict:
     return res
 
 
+def _find_up(relative: str, start=None) -> Optional[Path]:
+    """``FOLDER/relative`` for the first FOLDER from ``start`` (default: the working directory) upwards."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / relative).is_file():
+            return folder / relative
+    return None
+
+
 def stored_result(name: str, start=None) -> dict:
     """The committed result ``results/studies/NAME.json`` of a study, found from ``start`` (default: the
     working directory) or any folder above it: what a chapter reads when run inside the repository.
@@ -423,25 +415,22 @@ def stored_result(name: str, start=None) -> dict:
         name: the study's name (its file name without ``.json``).
         start: the folder to search from (default: the current working directory).
     """
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        path = folder / "results" / "studies" / f"{name}.json"
-        if path.is_file():
-            return load_result(path)
-    raise StudyError(f"no stored study {name!r} (results/studies/{name}.json) in {here} or above: the stored "
-                     "studies live in the snnedu repository; run the chapter from a clone (on Colab the first "
-                     "cell clones it), or run the study with python -m snnedu study studies/{name}.yaml")
+    path = _find_up(f"results/studies/{name}.json", start)
+    if path is None:
+        raise StudyError(f"no stored study {name!r} (results/studies/{name}.json) in {Path(start or Path.cwd())} "
+                         "or above: the stored studies live in the snnedu repository; run the chapter from a "
+                         "clone (on Colab the first cell clones it), or run the study with "
+                         f"python -m snnedu study studies/{name}.yaml")
+    return load_result(path)
 
 
 def study_file(name: str, start=None) -> Path:
     """The study file ``studies/NAME.yaml`` found from ``start`` (default: the working directory) upwards."""
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        path = folder / "studies" / f"{name}.yaml"
-        if path.is_file():
-            return path
-    raise StudyError(f"no study file studies/{name}.yaml in {here} or above: run the chapter from a clone "
-                     "of the snnedu repository")
+    path = _find_up(f"studies/{name}.yaml", start)
+    if path is None:
+        raise StudyError(f"no study file studies/{name}.yaml in {Path(start or Path.cwd())} or above: run the "
+                         "chapter from a clone of the snnedu repository")
+    return path
 
 
 def _write(path: Path, result: dict) -> None:
@@ -489,7 +478,7 @@ def run_study(path, out_dir="results/studies", *, jobs: int = 1, progress: bool 
             and (only is None or c["label"] in only)]
     result = {"format": FORMAT, "name": study["name"], "title": study["title"], "chapter": study["chapter"],
               "description": study["description"], "compare": study["compare"], "paper": study["paper"], "study_file": Path(study["path"]).as_posix(),
-              "study_sha256": study["sha256"], "variants": variants(study), "seeds": study["seeds"],
+              "study_sha256": study["sha256"], "variants": variants(study, cells), "seeds": study["seeds"],
               "measure": study["measure"], "selection_rule": SELECTION_RULE, "cells": stored, "complete": False}
 
     def finish():
