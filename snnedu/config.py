@@ -91,6 +91,9 @@ SCHEMA = {
         "hidden": F((list, int, type(None)), None, low=1),
         "ds": F(bool, True),
         "batch_norm": F(bool, False, doc="spiking_mlp: BatchNorm1d (over T*B) between each Linear and its neuron"),
+        "norm": F((str, type(None)), None, choices={None, "bn", "tdbn", "bn_step"},
+                  doc="spiking_mlp: the normalisation before each neuron (bn = batch_norm: true; tdbn; bn_step)"),
+        "residual": F(bool, True, doc="resnets: False drops every shortcut (the plain net of the same depth)"),
         "share_neuron": F(bool, False),
         "n_classes": F(int, 10, low=2),
         "input_norm": F(bool, False, doc="non-affine tdBN on the input frames (MLF's DVS ResNets)"),
@@ -296,6 +299,13 @@ def _cross_check(cfg: dict) -> None:
                           f"got {m['n_classes']}")
     if dvs and arch in ("spiking_mlp", "spiking_cnn", "plif_static"):
         raise ConfigError(f"model.arch: {arch!r} takes static images; for {d['dataset']} use plif_dvs or a resnet")
+    if m["norm"] is not None and arch != "spiking_mlp":
+        raise ConfigError(f"model.norm: only for spiking_mlp (the other archs fix their own normalisation), "
+                          f"got arch {arch!r}")
+    if m["batch_norm"] and m["norm"] not in (None, "bn"):
+        raise ConfigError(f"model.batch_norm: true is model.norm: bn; got both it and norm {m['norm']!r}")
+    if not m["residual"] and not arch.startswith("resnet"):
+        raise ConfigError(f"model.residual: only for the resnets, got arch {arch!r}")
     if m["batch_norm"] and arch != "spiking_mlp":
         raise ConfigError(f"model.batch_norm: only for spiking_mlp (the other archs fix their own normalisation), "
                           f"got arch {arch!r}")
@@ -324,7 +334,7 @@ def build_model(cfg: dict) -> nn.Module:
         kw["channels"] = m["channels"]
     if arch == "spiking_mlp":
         net = models.SpikingMLP(input_shape=in_shape, hidden=tuple(m["hidden"] or (256,)), n_classes=m["n_classes"],
-                                neuron=neuron, batch_norm=m["batch_norm"])
+                                neuron=neuron, batch_norm=m["batch_norm"], norm=m["norm"])
     elif arch == "spiking_cnn":
         net = models.SpikingCNN(input_shape=in_shape, n_classes=m["n_classes"], neuron=neuron, **kw)
     elif arch in ("resnet14", "resnet19", "resnet20"):
@@ -332,7 +342,7 @@ def build_model(cfg: dict) -> nn.Module:
             kw["hidden"] = m["hidden"]
         net = getattr(models, arch)(neuron=neuron, v_threshold=m["v_threshold"], in_channels=in_shape[0],
                                     n_classes=m["n_classes"], ds=m["ds"], share_neuron=m["share_neuron"],
-                                    input_norm=m["input_norm"], **kw)
+                                    input_norm=m["input_norm"], residual=m["residual"], **kw)
     elif arch == "plif_dvs":  # the PLIF paper's event-frame network; frames come in as [T, B, 2, H, W]
         if isinstance(m["hidden"], list) or isinstance(m["channels"], list):
             raise ConfigError("model.hidden / model.channels: plif_dvs takes one int each (FC width, conv channels)")

@@ -182,10 +182,24 @@ def study_cells(study: dict) -> List[dict]:
                 cfg = validate_config(r)
             except ConfigError as e:
                 raise StudyError(f"{study['path']}: variant {label!r}: {e}") from None
-            key = hashlib.sha256(json.dumps({"config": cfg, "measure": study["measure"]}, sort_keys=True,
-                                            default=str).encode()).hexdigest()[:16]
+            key = hashlib.sha256(json.dumps({"config": _key_config(cfg), "measure": study["measure"]},
+                                            sort_keys=True, default=str).encode()).hexdigest()[:16]
             cells.append({"label": label, "seed": seed, "config": cfg, "key": key})
     return cells
+
+
+# Config fields added to the schema after studies were stored. At these values they build exactly the
+# network the schema built before they existed, so they are left out of a cell's key: a stored cell
+# stays valid, and any other value changes the key (the cell reruns).
+_LATER_FIELDS = {("model", "norm"): None, ("model", "residual"): True}
+
+
+def _key_config(cfg: dict) -> dict:
+    out = copy.deepcopy(cfg)
+    for (section, field), neutral in _LATER_FIELDS.items():
+        if section in out and field in out[section] and out[section][field] == neutral:
+            del out[section][field]
+    return out
 
 
 def variants(study: dict, cells: Optional[List[dict]] = None) -> List[str]:

@@ -17,6 +17,10 @@ Two residual blocks, ``conv`` = 3x3, bias-free; ``norm`` = :class:`snnedu.tdBN2d
   tensors of a K-level neuron), and an identity block adds up to ``K`` to its input. Every tdBN uses
   :math:`\alpha = 1`.
 
+``residual=False`` drops the shortcut: a **plain** block
+:math:`o = N(\mathrm{tdBN}(\mathrm{conv}(N(\mathrm{tdBN}(\mathrm{conv}\,x)))))` with the same convolutions
+and neurons, every tdBN with :math:`\alpha = 1` — the control of chapter 6's degradation study.
+
 ``share_neuron=True`` uses one neuron object for both activations of a block's main branch. For
 neurons without parameters this changes nothing; for PMLF/PMLF3 it shares the learnable decay, which
 is what the PMLF project's training scripts imply (they log one decay per block; see chapter 7).
@@ -64,6 +68,8 @@ class SpikingBasicBlock(nn.Module):
             tdBN paper).
         share_neuron (bool): one neuron object for both activations of the main branch (default
             ``False``; ``True`` for the PMLF settings).
+        residual (bool): add the shortcut (default ``True``); ``False`` gives the plain block of the
+            same depth (``ds`` then changes nothing).
 
     Example::
 
@@ -72,17 +78,20 @@ class SpikingBasicBlock(nn.Module):
     """
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1, *, neuron: Callable[[], nn.Module],
-                 v_threshold: float, ds: bool = True, share_neuron: bool = False):
+                 v_threshold: float, ds: bool = True, share_neuron: bool = False, residual: bool = True):
         super().__init__()
         self.ds = flag("ds", ds)
         share_neuron = flag("share_neuron", share_neuron)
-        a_sum = 1.0 if self.ds else 1.0 / math.sqrt(2.0)
+        self.residual = flag("residual", residual)
+        a_sum = 1.0 if (self.ds or not self.residual) else 1.0 / math.sqrt(2.0)
         self.conv1, self.bn1 = _conv(c_in, c_out, 3, stride), tdBN2d(c_out, v_threshold)
         self.act1 = neuron()
         self.conv2, self.bn2 = _conv(c_out, c_out, 3, 1), tdBN2d(c_out, v_threshold, alpha=a_sum)
         self.act2 = self.act1 if share_neuron else neuron()
         self.shortcut = nn.Identity()
-        if stride != 1 or c_in != c_out:
+        if not self.residual:
+            self.shortcut = None
+        elif stride != 1 or c_in != c_out:
             layers = [_conv(c_in, c_out, 1, stride), tdBN2d(c_out, v_threshold, alpha=a_sum)]
             if self.ds:
                 layers.append(neuron())
@@ -91,6 +100,8 @@ class SpikingBasicBlock(nn.Module):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         h = self.act1(self.bn1(self.conv1(x_seq)))
         h = self.bn2(self.conv2(h))
+        if not self.residual:
+            return self.act2(h)
         if self.ds:
             return self.act2(h) + self.shortcut(x_seq)
         return self.act2(h + self.shortcut(x_seq))
@@ -114,6 +125,8 @@ class SpikingResNet(nn.Module):
         ds (bool): DS-ResNet blocks (``True``, default) or standard spiking blocks (``False``).
         share_neuron (bool): one neuron object for both activations of each block's main branch
             (default ``False``); see the module docstring.
+        residual (bool): residual blocks (default ``True``); ``False`` gives the plain network of the
+            same depth, without shortcuts (chapter 6's degradation control).
         hidden (int or None): ``None`` (default) for a ``Linear(C, classes)`` head (MLF, PMLF); a
             width for ``Linear(C, hidden) -> neuron -> Linear(hidden, classes)`` (ResNet-19 of
             tdBN/TET).
@@ -132,7 +145,7 @@ class SpikingResNet(nn.Module):
     def __init__(self, blocks: Sequence[int] = (3, 3, 3), channels: Sequence[int] = (16, 32, 64), *,
                  neuron: Callable[[], nn.Module], v_threshold: float, in_channels: int = 3, n_classes: int = 10,
                  stem_channels: int = None, ds: bool = True, share_neuron: bool = False, hidden: int = None,
-                 input_norm: bool = False):
+                 input_norm: bool = False, residual: bool = True):
         super().__init__()
         if len(blocks) != len(channels) or not blocks:
             raise HyperParameterError(f"blocks and channels need one entry per stage, got {tuple(blocks)} and "
@@ -144,6 +157,7 @@ class SpikingResNet(nn.Module):
         v_threshold = real("v_threshold", v_threshold, low=0.0, low_open=True)
         stem = positive_int("stem_channels", stem_channels or channels[0])
         ds, share_neuron, input_norm = flag("ds", ds), flag("share_neuron", share_neuron), flag("input_norm", input_norm)
+        residual = flag("residual", residual)
         self.input_norm = tdBN2d(self.in_channels, 1.0, affine=False) if input_norm else nn.Identity()
         self.stem = nn.Sequential(_conv(self.in_channels, stem, 3, 1), tdBN2d(stem, v_threshold), neuron())
         layers, c_prev = [], stem
@@ -151,7 +165,7 @@ class SpikingResNet(nn.Module):
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
                 layers.append(SpikingBasicBlock(c_prev, c, stride, neuron=neuron, v_threshold=v_threshold,
-                                                ds=ds, share_neuron=share_neuron))
+                                                ds=ds, share_neuron=share_neuron, residual=residual))
                 c_prev = c
         self.stages = nn.Sequential(*layers)
         self.pool = _GlobalAvgPool()

@@ -7,17 +7,34 @@ Both take an already-encoded sequence ``[T, B, *input_shape]`` and return per-st
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
 from .._checks import flag, positive_int, tensor_input
 from ..errors import HyperParameterError, InputError
-from ..layers import Flatten, TimeDistributed
+from ..layers import Flatten, PerStepBatchNorm, TimeDistributed, tdBN1d
 from ..neurons import LIF
 
 __all__ = ["StaticClassifier", "SpikingMLP", "SpikingCNN"]
+
+NORMS = ("bn", "tdbn", "bn_step")
+
+
+def _norm_layer(norm: str, width: int, neuron: nn.Module) -> nn.Module:
+    """The normalisation ``norm`` of a ``[T, B, width]`` layer whose neuron is ``neuron``."""
+    if norm == "bn":
+        return TimeDistributed(nn.BatchNorm1d(width))
+    if norm == "bn_step":
+        return PerStepBatchNorm(nn.BatchNorm1d(width))
+    v_th = getattr(neuron, "v_threshold", None)
+    if isinstance(v_th, torch.Tensor) and v_th.numel() == 1:
+        v_th = float(v_th.detach())
+    if isinstance(v_th, bool) or not isinstance(v_th, (int, float)):
+        raise HyperParameterError(f"norm='tdbn' scales to the threshold of the neuron that follows, but "
+                                  f"{type(neuron).__name__} has no scalar v_threshold")
+    return tdBN1d(width, v_threshold=float(v_th))
 
 
 def _default_neuron() -> nn.Module:
@@ -47,8 +64,13 @@ class StaticClassifier(nn.Module):
 class SpikingMLP(StaticClassifier):
     """Fully connected SNN: ``Flatten -> [Linear (-> BN) -> neuron] x len(hidden) -> Linear`` read-out.
 
-    ``batch_norm=True`` puts a ``BatchNorm1d`` (statistics over T·B) between each hidden Linear and
-    its neuron — what keeps a deep plain SNN trainable at all (chapter 4).
+    ``norm`` puts a normalisation between each hidden Linear and its neuron — what keeps a deep plain
+    SNN trainable at all (chapters 4 and 6):
+
+    - ``"bn"``: ``BatchNorm1d`` with statistics over T·B together (``batch_norm=True`` is the same);
+    - ``"tdbn"``: :class:`snnedu.tdBN1d`, the same statistics but scaled to the threshold
+      :math:`V_{th}` of the neuron that follows (read from the neuron's ``v_threshold``);
+    - ``"bn_step"``: :class:`snnedu.PerStepBatchNorm`, statistics of each time step alone.
 
     Args:
         input_shape (sequence of int): shape of one step of one sample, e.g. ``(1, 28, 28)``
@@ -59,7 +81,9 @@ class SpikingMLP(StaticClassifier):
         neuron (callable): factory called once per hidden layer that returns a fresh neuron module
             (default ``LIF(tau=2.0)``).
         batch_norm (bool): put a ``BatchNorm1d`` between each hidden Linear and its neuron (default
-            ``False``).
+            ``False``); the same as ``norm="bn"``.
+        norm (str or None): ``None`` (default), ``"bn"``, ``"tdbn"`` or ``"bn_step"`` (see above);
+            not together with ``batch_norm=True``.
 
     Shapes: ``[T, B, *input_shape] -> [T, B, n_classes]``.
 
@@ -71,20 +95,27 @@ class SpikingMLP(StaticClassifier):
 
     def __init__(self, input_shape: Sequence[int] = (1, 28, 28), hidden: Sequence[int] = (256,),
                  n_classes: int = 10, neuron: Callable[[], nn.Module] = _default_neuron,
-                 batch_norm: bool = False):
+                 batch_norm: bool = False, norm: Optional[str] = None):
         super().__init__(input_shape)
         n_classes = positive_int("n_classes", n_classes, minimum=2)
-        batch_norm = flag("batch_norm", batch_norm)
+        if flag("batch_norm", batch_norm):
+            if norm not in (None, "bn"):
+                raise HyperParameterError(f"batch_norm=True is norm='bn'; got both it and norm={norm!r}")
+            norm = "bn"
+        if norm is not None and norm not in NORMS:
+            raise HyperParameterError(f"norm must be None or one of {', '.join(map(repr, NORMS))}, got {norm!r}")
+        self.norm = norm
         hidden = tuple(positive_int("hidden size", h) for h in hidden)
         prev = 1
         for s in self.input_shape:
             prev *= s
         layers = [Flatten()]
         for h in hidden:
-            layers.append(TimeDistributed(nn.Linear(prev, h, bias=not batch_norm)))
-            if batch_norm:
-                layers.append(TimeDistributed(nn.BatchNorm1d(h)))
-            layers.append(neuron())
+            layers.append(TimeDistributed(nn.Linear(prev, h, bias=norm is None)))
+            act = neuron()
+            if norm is not None:
+                layers.append(_norm_layer(norm, h, act))
+            layers.append(act)
             prev = h
         layers.append(TimeDistributed(nn.Linear(prev, n_classes)))
         self.body = nn.Sequential(*layers)
