@@ -23,6 +23,9 @@ validation accuracy and the test accuracy *at that epoch* (``test_acc_val_select
 ever selected on the test set. Per epoch (``curves``): training loss, test (and validation) accuracy,
 and, on a fixed probe of test images, each spiking layer's firing rate and its dormant and saturated
 fractions (:class:`snnedu.Monitor`), plus learned time constants and thresholds where there are any.
+With ``measure.eval_T`` (static images): the accuracy when the trained network runs with each of those
+``T`` (``acc_at_T``), and the accuracy of every step's output on its own up to the largest of them
+(``acc_step``).
 """
 from __future__ import annotations
 
@@ -262,6 +265,22 @@ def _predictions(model, loader, noise_std: float = 0.0, noise_seed: int = 0) -> 
     return torch.cat(preds), torch.cat(labels)
 
 
+@torch.no_grad()
+def _step_accuracies(model, loader) -> List[float]:
+    """Accuracy (%) of each step's output ``O[t]`` on its own, ``t = 1..T`` (TET's per-step claim)."""
+    from .base import reset
+
+    model.eval()
+    correct, n = None, 0
+    for x, y in loader:
+        reset(model)
+        hit = (model(x).argmax(-1) == y.unsqueeze(0)).sum(1).double()   # [T]
+        correct = hit if correct is None else correct + hit
+        n += len(y)
+    reset(model)
+    return [round(100.0 * float(c) / n, 4) for c in correct]
+
+
 def _acc(preds, labels) -> float:
     return 100.0 * float((preds == labels).float().mean())
 
@@ -371,6 +390,9 @@ def _run_cell(cfg: dict, measure: dict) -> dict:
                 e.T = T
             torch.manual_seed(20_000 + t["seed"])
             final["acc_at_T"][str(T)] = _acc(*_predictions(model, test_loader))
+        for e in encs:  # every step's output alone, up to the largest T (the network is causal)
+            e.T = max(measure["eval_T"])
+        final["acc_step"] = _step_accuracies(model, test_loader)
         for e, T in zip(encs, saved):
             e.T = T
     if measure["noise_std"]:
@@ -388,8 +410,27 @@ def _run_cell(cfg: dict, measure: dict) -> dict:
             "n_test": len(split.test), "threads": torch.get_num_threads(), **provenance()}
 
 
+_WATCHDOG = []
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a worker process: exit as soon as the study's process is gone (killed, or stopped by a
+    signal), so that no orphaned worker goes on training for nobody."""
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    if not _WATCHDOG:
+        _WATCHDOG.append(threading.Thread(target=watch, daemon=True, name="snnedu-study-watchdog"))
+        _WATCHDOG[0].start()
+
+
 def _run_cell_job(args):
-    cfg, measure = args
+    cfg, measure, parent = args
+    _exit_with_parent(parent)
     return run_cell(cfg, measure)
 
 
@@ -533,12 +574,58 @@ def run_study(path, out_dir="results/studies", *, jobs: int = 1, progress: bool 
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-                futures = {pool.submit(_run_cell_job, (c["config"], study["measure"])): c for c in todo}
+                futures = {pool.submit(_run_cell_job, (c["config"], study["measure"], os.getpid())): c for c in todo}
                 for fut in as_completed(futures):
                     record(futures[fut], fut.result())
     finally:
         bar.close()
     result["ran"], result["reused"] = done, len(stored)
+    return result
+
+
+def miniature(name: str, out_dir, *, only: Optional[Sequence[str]] = None, seeds: Sequence[int] = (0,),
+              overrides: Optional[Dict[str, Any]] = None, progress: bool = False) -> dict:
+    """A small live version of the stored study ``name``: same variants and measurements, less of everything.
+
+    Chapters show the committed study and run this under their test (nbval) so that the code path that
+    produced the evidence is exercised on every run. The study file is copied to ``out_dir`` as
+    ``NAME-mini.yaml`` with ``overrides`` (dotted fields, e.g. ``{"train.epochs": 1,
+    "data.train_per_class": 100}``) applied to its base, the given ``seeds``, and its comparisons kept
+    only where both sides are run; then it is run (resumably) into ``out_dir``.
+
+    Args:
+        name: the study's name (``studies/NAME.yaml``, found upwards from the working directory).
+        out_dir: folder for the miniature's study file and result (e.g. a temporary folder).
+        only: the variant labels to run (default: all).
+        seeds: the seeds to run (default ``(0,)``).
+        overrides: dotted config fields set in the base of every variant.
+        progress: show a progress bar over the cells (default ``False``).
+
+    Returns the result dict (as :func:`run_study`), whose ``title`` says it is a miniature.
+    """
+    import yaml
+
+    src = study_file(name)
+    study = load_study(src)                      # checks the original first
+    raw = yaml.safe_load(src.read_text(encoding="utf-8"))
+    for field, value in (overrides or {}).items():
+        _set_dotted(raw["base"], str(field), value, f"{name}: overrides")
+    labels = variants(study)
+    keep = list(labels if only is None else only)
+    missing = [v for v in keep if v not in labels]
+    if missing:
+        raise StudyError(f"{name}: no variant(s) {missing}; variants: {labels}")
+    raw["name"] = f"{study['name']}-mini"
+    raw["title"] = f"{study['title']} (miniature: {', '.join(f'{k}={v}' for k, v in (overrides or {}).items())})"
+    raw["seeds"] = [int(s) for s in seeds]
+    raw["compare"] = [c for c in raw.get("compare") or [] if c["a"] in keep and c["b"] in keep]
+    raw.pop("paper", None)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{raw['name']}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    result = run_study(path, out_dir, progress=progress, only=keep)
+    result["variants"] = [v for v in result["variants"] if v in keep]
     return result
 
 
@@ -649,16 +736,23 @@ def markdown_report(result: dict, metric: str = "test_acc", heading: Optional[st
     lines += [f"| variant | test accuracy % (mean ± s.e.) | per seed |", "|---|---|---|"]
     for label, s in summ.items():
         per = ", ".join(_num(v) for _, v in sorted(s["values"].items()))
-        lines.append(f"| {label} | {_num(s['mean'], 2)} ± {_num(s['se'], 2)} | {per} |")
+        se = _num(s["se"], 2) if s["n"] > 1 else "— (one seed)"
+        lines.append(f"| {label} | {_num(s['mean'], 2)} ± {se} | {per} |")
     comps = result.get("compare") or []
     if comps:
         lines += ["", "| comparison (paired by seed) | difference, points [95 % interval] | seeds won |",
                   "|---|---|---|"]
         for c in comps:
             m = c.get("metric", metric)
+            what = f"{c['a']} − {c['b']}" + ("" if m == metric else f" ({m})")
+            va, vb = cell_values(result, c["a"], m), cell_values(result, c["b"], m)
+            seeds = sorted(set(va) & set(vb))
+            if len(seeds) < 2:  # a miniature's single seed: the difference, but no interval
+                diff = " ".join(f"{va[k] - vb[k]:+.2f}" for k in seeds) or "—"
+                lines.append(f"| {what} | {diff} (no interval: {len(seeds)} seed) | — |")
+                continue
             d = compare(result, c["a"], c["b"], m)
             lo, hi = d["ci"]
-            what = f"{c['a']} − {c['b']}" + ("" if m == metric else f" ({m})")
             lines.append(f"| {what} | {d['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}] | {d['wins']} of {d['n']} |")
     n_seeds = len(result["seeds"])
     epochs = first["config"]["train"]["epochs"]

@@ -141,6 +141,44 @@ def test_a_killed_study_reruns_only_the_unfinished_cells(tmp_path, capsys, monke
     assert "ran 2 cells, reused 2" in _main(capsys, study, "--out", out)[1]
 
 
+def _workers_marked(marker: str) -> list:
+    """PIDs of live processes whose environment carries ``SNNEDU_TEST_MARKER=marker`` (Linux /proc)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                env = (d / "environ").read_bytes().split(b"\0")
+                state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if f"SNNEDU_TEST_MARKER={marker}".encode() in env and state != "Z":
+                pids.append(int(d.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc to find the workers")
+def test_parallel_workers_exit_when_the_study_process_is_killed(tmp_path):
+    import time
+
+    # the LIF cells finish at once; the PLIF cells would train for a long time (20,000 epochs)
+    study = _write(tmp_path, TINY.replace("{LIF: {model.neuron: {type: LIF, tau: 2.0}}",
+                                          "{LIF: {train.epochs: 1, model.neuron: {type: LIF, tau: 2.0}}")
+                   .replace("PLIF: {model.neuron:", "PLIF: {train.epochs: 20000, model.neuron:"))
+    marker = f"{os.getpid()}-{tmp_path.name}"
+    killed = _cli(study, "--out", tmp_path / "out", "--jobs", "2",
+                  env_extra={"SNNEDU_STUDY_TEST_KILL_AFTER": "1", "SNNEDU_TEST_MARKER": marker})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    # the parent is gone (SIGKILL: no clean-up ran); its workers must notice and exit by themselves.
+    # The bound only limits how long a failure takes to report; a pass never waits for it.
+    deadline = time.monotonic() + 60
+    while _workers_marked(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _workers_marked(marker)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"orphaned study workers still running: {left}"
+
+
 def test_what_a_cell_records_and_the_selection_rule(tmp_path):
     import torch
 
