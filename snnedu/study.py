@@ -305,9 +305,11 @@ def _probe_stats(model, probe_x, coverage: bool) -> dict:
         out["coverage"] = [round(float(r.get("coverage", float("nan"))), 6) for r in stats]
     taus = [m for m in model.modules() if isinstance(m, LearnableDecay)]
     if taus:
-        out["tau_mean"] = [float((1.0 / m.k.detach().float()).mean()) if m.form == "inv_tau"
-                           else float(m.k.detach().float().mean()) for m in taus]
+        # tau = 1 / k (k: the leak per step) in both forms; PMLF's decay lambda = 1 - k gives tau = 1 / (1 - lambda)
+        out["tau_mean"] = [float((1.0 / m.k.detach().float()).mean()) for m in taus]
         out["decay_form"] = [m.form for m in taus]
+        # every learned value as the decay factor kept per step, lambda = 1 - k (PLIF: 1 - 1/tau)
+        out["decay"] = [[round(float(v), 6) for v in m.decay.detach().float().flatten()] for m in taus]
     ths = [m for m in model.modules() if isinstance(m, LearnableThreshold)]
     if ths:
         vals = [m.value().detach().float().flatten() for m in ths]
@@ -366,7 +368,7 @@ def _run_cell(cfg: dict, measure: dict) -> dict:
     last = rows[-1]
     final = {"test_acc": last["test_acc"], "test_loss": last["test_loss"], "train_loss": last["train_loss"],
              "train_acc": last["train_acc"], "epochs": len(history)}
-    for k in ("firing_rate", "dormant", "saturated", "dead", "coverage", "tau_mean", "threshold_mean",
+    for k in ("firing_rate", "dormant", "saturated", "dead", "coverage", "tau_mean", "decay", "threshold_mean",
               "threshold_std", "threshold_at_floor"):
         if k in last:
             final[k] = last[k]

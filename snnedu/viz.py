@@ -16,7 +16,7 @@ from .viz_events import animate_frames, event_rate, event_scatter, frame_image, 
 
 __all__ = ["raster", "membrane_trace", "spike_count_histogram", "plot_surrogate", "plot_history",
            "layer_bars", "tau_histogram", "threshold_histogram", "learned_values",
-           "study_curves", "event_scatter", "event_rate", "frame_image", "frames_grid", "animate_frames"]
+           "study_curves", "study_bars", "study_layers", "event_scatter", "event_rate", "frame_image", "frames_grid", "animate_frames"]
 
 
 def _ax(ax):
@@ -245,6 +245,93 @@ def study_curves(result: dict, curve: str = "test_acc", variants: Optional[Seque
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(curve.replace("_", " "))
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def _final_values(result: dict, variant: str, key: str) -> np.ndarray:
+    """``[seeds, ...]`` array of one variant's final ``key`` (dotted for nested records)."""
+    from .study import _get
+
+    rows = [_get(r, key) for r in result["cells"].values() if r["label"] == variant]
+    if not rows:
+        raise KeyError(f"study {result.get('name')!r} has no variant {variant!r}")
+    return np.asarray(rows, dtype=float)
+
+
+def _mean_se(a: np.ndarray):
+    mean = a.mean(0)
+    se = a.std(0, ddof=1) / np.sqrt(a.shape[0]) if a.shape[0] > 1 else np.zeros_like(mean)
+    return mean, se
+
+
+def study_bars(result: dict, grid: Sequence[Sequence[Optional[str]]], group_labels: Sequence[str],
+               series_labels: Sequence[str], metric: str = "test_acc", ax=None, colors=None,
+               title: Optional[str] = None, seeds: bool = True):
+    """Grouped bars of a stored study's final values: mean over seeds, ± one standard error, and each
+    seed as a dot.
+
+    Args:
+        result: a study result (:func:`snnedu.study.load_result`).
+        grid: ``grid[g][s]`` is the variant label drawn as series ``s`` of group ``g`` (``None``: no bar).
+        group_labels: one x-axis label per group.
+        series_labels: one legend label per series.
+        metric: a key of the cells' ``final`` record, dotted for nested ones (default ``test_acc``).
+        ax: matplotlib axes (default: a new figure).
+        colors: one colour per series (default: matplotlib's cycle).
+        title: axes title.
+        seeds: draw every seed's value as a dot (default ``True``).
+    """
+    ax = _ax(ax)
+    n_s = len(series_labels)
+    width = 0.8 / n_s
+    for s, name in enumerate(series_labels):
+        color = colors[s] if colors is not None else f"C{s}"
+        xs, means, ses = [], [], []
+        for g, row in enumerate(grid):
+            if row[s] is None:
+                continue
+            a = _final_values(result, row[s], metric)
+            m, e = _mean_se(a)
+            x = g + (s - (n_s - 1) / 2) * width
+            xs.append(x), means.append(float(m)), ses.append(float(e))
+            if seeds:
+                ax.plot(np.full(len(a), x), a, "o", ms=3, color="black", alpha=0.6, zorder=3)
+        ax.bar(xs, means, width=width * 0.95, yerr=ses, capsize=3, color=color, label=name)
+    ax.set_xticks(range(len(group_labels)), labels=list(group_labels))
+    ax.set_ylabel(metric.replace("_", " "))
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def study_layers(result: dict, key: str, variants: Sequence[str], ax=None, labels: Optional[Sequence[str]] = None,
+                 colors=None, title: Optional[str] = None):
+    """A per-layer final quantity of a stored study against the layer's depth (1 = first spiking layer):
+    mean over seeds with a band of ± one standard error, one line per variant.
+
+    Args:
+        result: a study result (:func:`snnedu.study.load_result`).
+        key: a per-layer key of the cells' ``final`` record (``firing_rate``, ``dormant``, ``coverage`` ...).
+        variants: the variant labels to draw.
+        ax: matplotlib axes (default: a new figure).
+        labels: legend labels (default: the variant labels).
+        colors: line colours, one per variant (default: matplotlib's cycle).
+        title: axes title.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    ax = _ax(ax)
+    for i, v in enumerate(variants):
+        m, e = _mean_se(_final_values(result, v, key))
+        x = np.arange(1, len(m) + 1)
+        kw = {} if colors is None else {"color": colors[i]}
+        line, = ax.plot(x, m, marker="o", ms=3, label=(labels[i] if labels else v), **kw)
+        ax.fill_between(x, m - e, m + e, alpha=0.2, color=line.get_color())
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("spiking layer (1 = first)")
+    ax.set_ylabel(key.replace("_", " "))
     if title:
         ax.set_title(title)
     return ax

@@ -215,3 +215,20 @@ def test_an_unreadable_result_is_redone_not_trusted(tmp_path):
     assert any("unreadable" in p for p in check_study(study, out))
     with pytest.raises(StudyError, match="unreadable"):
         load_result(out / "tiny.json")
+
+
+def test_learned_decays_are_recorded_as_decay_factors_and_time_constants():
+    import torch
+
+    import snnedu
+    from snnedu.study import _probe_stats
+
+    x = snnedu.direct_encode(torch.rand(4, 1, 4, 4), 2)
+    cases = [(lambda: snnedu.PMLF3(K=3, decay_init=0.25), [0.25] * 3, 4 / 3),   # tau = 1 / (1 - lambda)
+             (lambda: snnedu.PMLF(K=3, decay_init=0.8), [0.8], 5.0),
+             (lambda: snnedu.PLIF(tau_init=2.0), [0.5], 2.0)]                   # lambda = 1 - 1/tau
+    for neuron, decay, tau in cases:
+        net = snnedu.SpikingMLP((1, 4, 4), hidden=(6, 6), neuron=neuron)
+        rec = _probe_stats(net, x, coverage=False)
+        assert len(rec["decay"]) == 2 and all(v == pytest.approx(decay, abs=1e-6) for v in rec["decay"])
+        assert rec["tau_mean"] == pytest.approx([tau, tau], rel=1e-5)
