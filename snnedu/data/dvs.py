@@ -393,9 +393,18 @@ def _split_dataset(dataset: str, folder: Path, info: Optional[Dict], split: str,
     if dataset == "dvs128-gesture":
         classes = tuple(info["classes"]) if info else GESTURE_CLASSES
         units, files = gesture_units(folder, split)
+        if not any(u.samples for u in units):
+            raise DataError(f"{folder}: the {split} split of DVS128 Gesture is empty (trials_to_{split}.txt lists "
+                            "no recording with a labelled gesture)")
     else:
         classes = tuple(info["classes"]) if info else CIFAR10_CLASSES
-        pairs = cifar10_dvs_split(cifar10_dvs_files(folder, classes), split)
+        per_class = cifar10_dvs_files(folder, classes)
+        pairs = cifar10_dvs_split(per_class, split)
+        if not pairs:
+            fewest = min(len(f) for f in per_class)
+            raise DataError(f"{folder}: the {split} split of CIFAR10-DVS is empty: snnedu's 9:1 split gives a class "
+                            f"of n files ceil(0.9 n) train and the rest test, and a class here has only {fewest} "
+                            "file(s); at least 10 per class are needed (the release has 1,000)")
         files = [f for f, _ in pairs]
         units = [CacheUnit(f.name, (lambda f=f: (f, read_aedat20(f))), [(i, label, None)])
                  for i, (f, label) in enumerate(pairs)]

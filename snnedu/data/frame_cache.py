@@ -23,17 +23,25 @@ is done twice:
    then renamed to the final name; the parts are removed afterwards (by the next run, if this one is
    killed before it has finished removing them).
 
+Builders of the same cache in several processes at once (two ``preprocess`` runs, several training
+jobs started together) take turns: each holds an exclusive lock on ``<cache>.lock``
+(``fcntl.flock``) while it builds, and a process that finds the lock taken prints one line
+(``waiting for another process building <file>``), waits, and then reuses the finished cache (or
+resumes from the parts of a builder that was killed: the kernel releases a dead process's lock).
+
 :class:`FrameCache` opens a cache only if its format version, key, sizes and ``complete`` flag match
 and checks the labels' CRC-32 when it opens and every sample's CRC-32 (frames and label) when it is
-read; anything else is a :class:`CacheError` that names
-the file and says how to rebuild it.
+read; anything else -- a damaged file that HDF5 or JSON cannot parse included -- is a
+:class:`CacheError` that names the file and says how to rebuild it.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,15 +134,78 @@ def build_frame_cache(path, key: Dict, units: Sequence[CacheUnit],
         make: ``make(loaded, sample_spec) -> frames [T, 2, H, W]`` (counts or float).
         frame_shape: the expected ``(T, 2, H, W)`` of every sample (checked).
         on_sample: called with the sample index after each sample's part file is written.
-        rebuild: discard an existing finished cache and its parts first.
+        rebuild: discard an existing finished cache and its parts first (not when another process was
+            building this cache while we waited for it: its fresh cache is reused).
     """
-    from tqdm import tqdm
-
     path = Path(path)
     n = sum(len(u.samples) for u in units)
     indices = sorted(i for u in units for i, _, _ in u.samples)
+    if n == 0:
+        raise CacheError(f"{path}: no samples to cache (an empty split?)")
     if indices != list(range(n)):
         raise CacheError(f"{path}: sample indices must be 0..{n - 1}, each once")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with build_lock(path) as waited:
+        return _build_locked(path, key, units, make, frame_shape, progress, on_sample, rebuild and not waited)
+
+
+@contextlib.contextmanager
+def build_lock(path):
+    """Hold the exclusive lock of the cache ``path`` (``<cache>.lock``, ``fcntl.flock``) inside the
+    block, which gets whether another process held it first. A process that finds it taken prints
+    ``snnedu: waiting for another process building <file>`` once and waits. The lock file is removed when the block ends; a killed holder's lock is
+    released by the kernel, and its lock file is reused (and removed) by the next builder.
+
+    Args:
+        path (str or Path): the cache file (``.h5``) the lock guards.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no locking (one builder at a time is up to the user)
+        yield False
+        return
+    path = Path(path)
+    lock = path.with_name(path.name + ".lock")
+    fd, waited = _acquire(lock, path, fcntl)
+    try:
+        yield waited
+    finally:
+        try:  # removed while still held: a waiter that then gets this file sees it is gone and retries
+            os.unlink(lock)
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _acquire(lock: Path, path: Path, fcntl) -> Tuple[int, bool]:
+    told = False
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not told:
+                print(f"snnedu: waiting for another process building {path}", file=sys.stderr, flush=True)
+                told = True
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        held = os.fstat(fd)
+        try:
+            now = os.stat(lock)
+        except FileNotFoundError:
+            now = None
+        if now is not None and (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev):
+            return fd, told
+        os.close(fd)  # the previous holder removed that file after we opened it: lock the new one
+
+
+def _build_locked(path: Path, key: Dict, units: Sequence[CacheUnit], make, frame_shape, progress: bool,
+                  on_sample, rebuild: bool) -> BuildReport:
+    from tqdm import tqdm
+
+    n = sum(len(u.samples) for u in units)
     parts = path.with_name(path.name + ".parts")
     if rebuild:
         for p in (path, parts):
@@ -147,7 +218,6 @@ def build_frame_cache(path, key: Dict, units: Sequence[CacheUnit],
         if parts.is_dir():  # a run killed after the rename, before its clean-up finished
             shutil.rmtree(parts, ignore_errors=True)
         return BuildReport(path, n, existed=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
     parts.mkdir(exist_ok=True)
     key_file = parts / "key.json"
     key_json = json.dumps(key, sort_keys=True)
@@ -208,8 +278,9 @@ def _assemble(path: Path, parts: Path, key_json: str, labels: np.ndarray, frame_
         tmp.unlink()  # left by an interrupted assembly: never read, just redone
     try:
         with h5py.File(tmp, "w") as f:
-            ds = f.create_dataset("frames", shape=(n, *frame_shape), dtype=dtype,
-                                  chunks=(1, *frame_shape), compression="lzf")
+            shape = (n, *frame_shape)
+            ds = f.create_dataset("frames", shape=shape, dtype=dtype, chunks=_chunks((1, *frame_shape), shape),
+                                  compression="lzf")
             crc = np.zeros(n, np.uint32)
             for i, fp in enumerate(files):
                 a = np.ascontiguousarray(np.load(fp, allow_pickle=False).astype(dtype, copy=False))
@@ -232,6 +303,31 @@ def _assemble(path: Path, parts: Path, key_json: str, labels: np.ndarray, frame_
             tmp.unlink()
 
 
+def _chunks(chunks: Tuple[int, ...], shape: Tuple[int, ...]) -> Tuple[int, ...]:
+    """``chunks`` clamped to the data ``shape`` (HDF5 refuses a chunk larger than the data)."""
+    if not all(shape):
+        raise CacheError(f"cannot cache an empty array of shape {list(shape)}")
+    return tuple(min(c, s) for c, s in zip(chunks, shape))
+
+
+# what h5py, HDF5's filters and json raise on a damaged file ("filter returned failure", "Error
+# iterating over attributes", JSONDecodeError, a missing dataset or attribute, a wrong type)
+_READ_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError, AttributeError)
+REBUILD_HINT = "delete it (it is rebuilt from the recordings) or rebuild with `python -m snnedu preprocess`"
+
+
+@contextlib.contextmanager
+def _reading(path: Path, what: str = "not a readable snnedu frame cache"):
+    """Turn any error of reading ``path`` into a :class:`CacheError` naming the file and the remedy."""
+    try:
+        yield
+    except CacheError:
+        raise
+    except _READ_ERRORS as e:
+        cause = " ".join(str(e).split())[:200] or type(e).__name__
+        raise CacheError(f"{path}: {what} ({type(e).__name__}: {cause}); {REBUILD_HINT}") from None
+
+
 class FrameCache:
     """Read access to a finished cache (see the module docstring); opened lazily per process, so it
     works inside DataLoader workers.
@@ -245,20 +341,23 @@ class FrameCache:
     """
 
     def __init__(self, path, key: Optional[Dict] = None):
-        import h5py
-
         self.path = Path(path)
-        how = "delete it (it is rebuilt from the recordings) or rebuild with `python -m snnedu preprocess`"
         if not self.path.exists():
             raise CacheError(f"{self.path}: no such frame cache")
-        try:
-            with h5py.File(self.path, "r") as f:
-                attrs = dict(f.attrs)
-                shapes = {k: f[k].shape for k in ("frames", "labels", "checksums")}
-                self.labels = f["labels"][()]
-                self.checksums = f["checksums"][()]
-        except (OSError, KeyError) as e:
-            raise CacheError(f"{self.path}: not a readable snnedu frame cache ({e}); {how}") from None
+        with _reading(self.path):
+            self._open(key)
+        self._file = None
+        self._pid = None
+
+    def _open(self, key: Optional[Dict]) -> None:
+        import h5py
+
+        how = REBUILD_HINT
+        with h5py.File(self.path, "r") as f:
+            attrs = dict(f.attrs)
+            shapes = {k: f[k].shape for k in ("frames", "labels", "checksums")}
+            self.labels = np.asarray(f["labels"][()], dtype=np.int64)
+            self.checksums = np.asarray(f["checksums"][()])
         if attrs.get("format_version") != FORMAT_VERSION or not attrs.get("complete"):
             raise CacheError(f"{self.path}: incomplete or from another snnedu version "
                              f"(format {attrs.get('format_version')}, complete={attrs.get('complete')}); {how}")
@@ -272,8 +371,6 @@ class FrameCache:
             raise CacheError(f"{self.path}: sizes disagree (frames {shapes['frames']}, "
                              f"labels {shapes['labels']}, n={n}); {how}")
         self.frame_shape = tuple(shapes["frames"][1:])
-        self._file = None
-        self._pid = None
 
     def __len__(self) -> int:
         return self.labels.shape[0]
@@ -290,10 +387,14 @@ class FrameCache:
         i = int(i)
         if not 0 <= i < len(self):
             raise IndexError(f"sample {i} out of range 0..{len(self) - 1}")
-        a = self._h5()["frames"][i]
-        if _sample_crc(a, self.labels[i]) != int(self.checksums[i]):
-            raise CacheError(f"{self.path}: sample {i} fails its checksum (the file is damaged); "
-                             "delete the cache to rebuild it")
+        with _reading(self.path, f"sample {i} cannot be read (the file is damaged)"):
+            a = self._h5()["frames"][i]
+            if tuple(a.shape) != self.frame_shape:
+                raise CacheError(f"{self.path}: sample {i} has shape {list(a.shape)}, expected "
+                                 f"{list(self.frame_shape)}; {REBUILD_HINT}")
+            if _sample_crc(a, self.labels[i]) != int(self.checksums[i]):
+                raise CacheError(f"{self.path}: sample {i} fails its checksum (the file is damaged); "
+                                 f"{REBUILD_HINT}")
         return a, int(self.labels[i])
 
     def close(self) -> None:
