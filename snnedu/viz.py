@@ -307,7 +307,7 @@ def study_bars(result: dict, grid: Sequence[Sequence[Optional[str]]], group_labe
 
 
 def study_layers(result: dict, key: str, variants: Sequence[str], ax=None, labels: Optional[Sequence[str]] = None,
-                 colors=None, title: Optional[str] = None):
+                 colors=None, title: Optional[str] = None, layers: Optional[dict] = None):
     """A per-layer final quantity of a stored study against the layer's depth (1 = first spiking layer):
     mean over seeds with a band of ± one standard error, one line per variant.
 
@@ -319,12 +319,17 @@ def study_layers(result: dict, key: str, variants: Sequence[str], ax=None, label
         labels: legend labels (default: the variant labels).
         colors: line colours, one per variant (default: matplotlib's cycle).
         title: axes title.
+        layers: ``{variant: [layer indices]}`` to draw only those layers of a variant, in that order
+            (e.g. a DS-ResNet's main path without its shortcut neurons); default: every layer.
     """
     from matplotlib.ticker import MaxNLocator
 
     ax = _ax(ax)
     for i, v in enumerate(variants):
-        m, e = _mean_se(_final_values(result, v, key))
+        a = _final_values(result, v, key)
+        if layers and v in layers:
+            a = a[:, list(layers[v])]
+        m, e = _mean_se(a)
         x = np.arange(1, len(m) + 1)
         kw = {} if colors is None else {"color": colors[i]}
         line, = ax.plot(x, m, marker="o", ms=3, label=(labels[i] if labels else v), **kw)
