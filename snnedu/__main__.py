@@ -8,7 +8,9 @@
 
 A run writes ``OUT/NAME/checkpoint.pt`` after every epoch (a rerun resumes from it), TensorBoard logs
 in ``OUT/NAME/tb`` and ``OUT/NAME/result.json``. A bad config stops with one line naming the field
-and exit status 2. ``preprocess`` integrates the recordings under ``--root`` into the HDF5 frame cache
+and exit status 2; so does an operating-system error (a full disk, a directory or unreadable file
+where a file is expected), naming the path and the cause. Files are written to a temporary and
+renamed, so a failed write never damages what an earlier run wrote. ``preprocess`` integrates the recordings under ``--root`` into the HDF5 frame cache
 (both splits); an interrupted run resumes without redoing finished samples.
 """
 from __future__ import annotations
@@ -17,7 +19,7 @@ import argparse
 import json
 import sys
 
-from .config import ConfigError, load_config, run_config
+from .config import SCHEMA, ConfigError, load_config, run_config
 
 
 def main(argv=None) -> int:
@@ -65,33 +67,41 @@ def main(argv=None) -> int:
     bm = sub.add_parser("benchmark", help="time snnedu against SpikingJelly, snnTorch, Norse (from a clone)")
     bm.add_argument("args", nargs="*", help="arguments of benchmarks/run.py, e.g. --quick (see its --help)")
     args = parser.parse_args(argv)
+    command = {"preprocess": _preprocess, "study": _study, "check": _check, "train": _train,
+               "benchmark": lambda a: _benchmark(a.args)}[args.command]
+    try:
+        return command(args)
+    except OSError as e:  # a full disk, a directory given as a file, no permission: one line, exit 2
+        from ._io import describe_os_error
 
-    if args.command == "preprocess":
-        return _preprocess(args)
+        print(f"snnedu: {describe_os_error(e)}", file=sys.stderr)
+        return 2
 
-    if args.command == "study":
-        return _study(args)
 
-    if args.command == "check":
-        status = 0
-        for path in args.configs:
-            try:
-                cfg = load_config(path)
-                print(f"{path}: ok ({cfg['name']})")
-            except ConfigError as e:
-                print(f"snnedu: config error in {path}: {e}", file=sys.stderr)
-                status = 2
-        return status
+def _check(args) -> int:
+    status = 0
+    for path in args.configs:
+        try:
+            cfg = load_config(path)
+            print(f"{path}: ok ({cfg['name']})")
+        except ConfigError as e:
+            print(f"snnedu: config error in {path}: {e}", file=sys.stderr)
+            status = 2
+    return status
 
+
+def _train(args) -> int:
     try:
         cfg = load_config(args.config)
     except ConfigError as e:
         print(f"snnedu: config error in {args.config}: {e}", file=sys.stderr)
         return 2
-    for flag, value in (("--epochs", args.epochs), ("--max-batches", args.max_batches),
-                        ("--batch-size", args.batch_size)):
-        if value is not None and value < 1:
-            print(f"snnedu: {flag} must be >= 1, got {value}", file=sys.stderr)
+    for flag, value, high in (("--epochs", args.epochs, SCHEMA["train"]["epochs"].high),
+                              ("--max-batches", args.max_batches, None),
+                              ("--batch-size", args.batch_size, SCHEMA["data"]["batch_size"].high)):
+        if value is not None and (value < 1 or (high is not None and value > high)):
+            bound = ">= 1" + (f" and <= {high}" if high is not None else "")
+            print(f"snnedu: {flag} must be {bound}, got {value}", file=sys.stderr)
             return 2
     if args.batch_size:
         cfg["data"]["batch_size"] = cfg["data"]["test_batch_size"] = args.batch_size

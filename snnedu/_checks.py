@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import reprlib
 from numbers import Real
 
 import torch
@@ -30,7 +31,7 @@ def flag(name: str, value, *, allow_none: bool = False):
         return bool(value)
     extra = " or None" if allow_none else ""
     hint = " (a quoted string; write true or false without quotes in YAML)" if isinstance(value, str) else ""
-    raise HyperParameterError(f"{name} must be True or False{extra}, got {_short_repr(value)} "
+    raise HyperParameterError(f"{name} must be True or False{extra}, got {short_repr(value)} "
                               f"({type(value).__name__}){hint}")
 
 
@@ -64,9 +65,28 @@ def flags(*names: str, optional: tuple = ()):
     return deco
 
 
-def _short_repr(value, n: int = 60) -> str:
-    r = repr(value)
+def short_repr(value, n: int = 80) -> str:
+    """``repr(value)`` cut to ``n`` characters (``...`` marks the cut), for error messages: a huge
+    offending value (a long list, a deeply nested or self-sharing structure) must not make the message
+    itself huge. Built with :mod:`reprlib`, which looks at a few items per level only, so even a value
+    that would print as gigabytes is cheap.
+
+    Args:
+        value: the value to show.
+        n: the most characters of the result (default 80).
+    """
+    r = _REPR.repr(value)
     return r if len(r) <= n else r[: n - 3] + "..."
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 4, 100, 100
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 12
+
+# the float32 range: hyper-parameters become float32 tensors, where a larger value is inf and a
+# smaller non-zero one is 0 (v_threshold=1e-300 would be a zero threshold)
+_F32_MAX = float(torch.finfo(torch.float32).max)
+_F32_TINY = float(torch.finfo(torch.float32).tiny)
 
 
 def real(name: str, value, *, low=None, high=None, low_open=False, high_open=False,
@@ -81,8 +101,12 @@ def real(name: str, value, *, low=None, high=None, low_open=False, high_open=Fal
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise HyperParameterError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
+        raise HyperParameterError(f"{name} must be a real number, got {short_repr(value)} ({type(value).__name__})")
+    try:
+        value = float(value)
+    except OverflowError:
+        raise HyperParameterError(f"{name} must be a finite number, got an integer with "
+                                  f"{int(value).bit_length()} bits") from None
     lo = "(" if low_open else "["
     hi = ")" if high_open else "]"
     interval = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
@@ -94,6 +118,9 @@ def real(name: str, value, *, low=None, high=None, low_open=False, high_open=Fal
     if bad:
         extra = f" ({what})" if what else ""
         raise HyperParameterError(f"{name} must be finite and in {interval}{extra}, got {value!r}")
+    if abs(value) > _F32_MAX or 0 < abs(value) < _F32_TINY:
+        raise HyperParameterError(f"{name} is outside the float32 range the layers compute in (magnitude at most "
+                                  f"{_F32_MAX:.3g}; if not 0, at least {_F32_TINY:.3g}), got {value!r}")
     return value
 
 
@@ -103,7 +130,7 @@ def positive_int(name: str, value, *, minimum: int = 1, maximum: int | None = No
     if (isinstance(value, bool) or not isinstance(value, int) or value < minimum
             or (maximum is not None and value > maximum)):
         allowed = f">= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
-        raise HyperParameterError(f"{name} must be an integer {allowed}, got {value!r}")
+        raise HyperParameterError(f"{name} must be an integer {allowed}, got {short_repr(value)}")
     return value
 
 
@@ -141,10 +168,29 @@ def checks_enabled() -> bool:
 
 
 def check_finite(name: str, x: torch.Tensor, known_bad: bool = False) -> None:
-    """Raise :class:`InputError` if ``x`` contains NaN or inf (skipped when checks are disabled).
-    ``known_bad=True``: the caller already found a non-finite value; only count them for the message."""
-    if _CHECK_FINITE and x.is_floating_point() and x.numel() and (known_bad or not bool(torch.isfinite(x).all())):
-        n_nan = int(torch.isnan(x).sum())
-        n_inf = int(torch.isinf(x).sum())
+    """Raise :class:`InputError` if ``x`` contains NaN or inf (skipped when checks are disabled, and
+    for tensors without data: device ``'meta'``).
+    ``known_bad=True``: the caller already found a non-finite value; only count them for the message.
+
+    An expanded input (``x.expand(T, *x.shape)``, what :class:`snnedu.DirectEncoder` returns) is
+    scanned through its un-expanded base: the scan costs memory of the data, not of ``T`` copies."""
+    if not (_CHECK_FINITE and x.is_floating_point() and x.numel()) or x.device.type == "meta":
+        return
+    base = unexpanded(x)
+    if known_bad or not bool(torch.isfinite(base).all()):
+        factor = x.numel() // base.numel()
+        n_nan = int(torch.isnan(base).sum()) * factor
+        n_inf = int(torch.isinf(base).sum()) * factor
         raise InputError(f"{name} got non-finite input: {n_nan} NaN and {n_inf} inf values "
                          f"in a tensor of shape {list(x.shape)}")
+
+
+def unexpanded(x: torch.Tensor) -> torch.Tensor:
+    """A view of ``x`` without its broadcast dimensions (stride 0, size > 1): the same values once.
+
+    Args:
+        x: any tensor.
+    """
+    if 0 not in x.stride():
+        return x
+    return x[tuple(0 if (st == 0 and n > 1) else slice(None) for n, st in zip(x.shape, x.stride()))]

@@ -29,12 +29,13 @@ from typing import Any, Optional
 import torch
 import torch.nn as nn
 
-from ._checks import flags
+from ._checks import flags, short_repr
+from ._io import atomic_write
 from .base import materialize
 from .errors import SnneduError
 
-__all__ = ["ConfigError", "SCHEMA", "NEURONS", "load_config", "validate_config", "build_model", "build_data",
-           "run_config"]
+__all__ = ["ConfigError", "SCHEMA", "NEURONS", "load_config", "read_yaml", "validate_config", "build_model",
+           "build_data", "run_config"]
 
 
 class ConfigError(SnneduError, ValueError):
@@ -45,12 +46,24 @@ REQUIRED = object()
 
 
 class F:
-    """One field: expected type(s), default (``REQUIRED`` if none), allowed values, a range check."""
+    """One field: expected type(s), default (``REQUIRED`` if none), allowed values, a range check
+    (``low``; ``high``, the largest allowed value, bounds sizes before anything is allocated)."""
 
-    def __init__(self, types, default=REQUIRED, choices=None, low=None, low_open=False, doc=""):
+    def __init__(self, types, default=REQUIRED, choices=None, low=None, low_open=False, doc="", high=None):
         self.types = types if isinstance(types, tuple) else (types,)
         self.default, self.choices, self.low, self.low_open, self.doc = default, choices, low, low_open, doc
-        # a list-valued field (channels, hidden) holds ints, each checked against ``low``
+        self.high = high
+        # a list-valued field (channels, hidden) holds ints, each checked against ``low`` and ``high``
+
+
+# generous bounds of the sizes a config may ask for: beyond them a run would try to allocate
+# terabytes (data.T: 1000000000 passed `check` and then failed deep inside)
+MAX_T = 10_000
+MAX_BATCH = 65_536
+MAX_WIDTH = 1 << 20
+MAX_EPOCHS = 100_000
+MAX_PER_CLASS = 10_000_000
+MAX_STEPS = 10_000_000
 
 
 NEURONS = {"IF", "LIF", "LIF.stbp", "PLIF", "MLF", "PMLF", "PMLF3"}
@@ -65,42 +78,42 @@ SCHEMA = {
     "data": {
         "dataset": F(str, choices=DATASETS),
         "root": F((str, type(None)), None),
-        "T": F(int, low=1),
-        "batch_size": F(int, low=1),
-        "test_batch_size": F(int, 256, low=1),
+        "T": F(int, low=1, high=MAX_T),
+        "batch_size": F(int, low=1, high=MAX_BATCH),
+        "test_batch_size": F(int, 256, low=1, high=MAX_BATCH),
         "encoding": F(str, "direct", choices={"direct", "poisson"}),
         "augment": F(bool, True),
-        "train_per_class": F((int, type(None)), None, low=1),
-        "test_per_class": F((int, type(None)), None, low=1),
-        "val_per_class": F((int, type(None)), None, low=1,
+        "train_per_class": F((int, type(None)), None, low=1, high=MAX_PER_CLASS),
+        "test_per_class": F((int, type(None)), None, low=1, high=MAX_PER_CLASS),
+        "val_per_class": F((int, type(None)), None, low=1, high=MAX_PER_CLASS,
                            doc="hold out this many training samples per class as a validation split"),
         "offline_fallback": F(bool, True),
         # event data only (dvs128_gesture, cifar10_dvs): how recordings become T frames (chapter 8)
         "split_by": F(str, "number", choices={"number", "time", "duration"}),
-        "size": F((int, type(None)), None, low=1, doc="frame height = width (default: the 128x128 sensor)"),
+        "size": F((int, type(None)), None, low=1, high=128, doc="frame height = width (default: the 128x128 sensor)"),
         "normalization": F((str, type(None)), None,
                            choices={None, "frequency", "max", "max_frame", "norm", "sum"}),
-        "duration_us": F((int, type(None)), None, low=1),
+        "duration_us": F((int, type(None)), None, low=1, high=2**62),
         "standin": F((dict, type(None)), None, doc="keyword arguments of the offline stand-in generator"),
     },
     "model": {
         "arch": F(str, choices=ARCHS),
         "neuron": {"type": F(str, choices=NEURONS), "*": "neuron keyword arguments"},
         "v_threshold": F((int, float), 1.0, low=0.0, low_open=True),
-        "channels": F((list, int, type(None)), None, low=1),
-        "hidden": F((list, int, type(None)), None, low=1),
+        "channels": F((list, int, type(None)), None, low=1, high=MAX_WIDTH),
+        "hidden": F((list, int, type(None)), None, low=1, high=MAX_WIDTH),
         "ds": F(bool, True),
         "batch_norm": F(bool, False, doc="spiking_mlp: BatchNorm1d (over T*B) between each Linear and its neuron"),
         "norm": F((str, type(None)), None, choices={None, "bn", "tdbn", "bn_step"},
                   doc="spiking_mlp: the normalisation before each neuron (bn = batch_norm: true; tdbn; bn_step)"),
         "residual": F(bool, True, doc="resnets: False drops every shortcut (the plain net of the same depth)"),
         "share_neuron": F(bool, False),
-        "n_classes": F(int, 10, low=2),
+        "n_classes": F(int, 10, low=2, high=MAX_WIDTH),
         "input_norm": F(bool, False, doc="non-affine tdBN on the input frames (MLF's DVS ResNets)"),
-        "n_down": F((int, type(None)), None, low=1, doc="plif_dvs: conv-pool blocks (default: the preset's)"),
+        "n_down": F((int, type(None)), None, low=1, high=32, doc="plif_dvs: conv-pool blocks (default: the preset's)"),
     },
     "train": {
-        "epochs": F(int, low=1),
+        "epochs": F(int, low=1, high=MAX_EPOCHS),
         "optimizer": F(str, "adam", choices={"adam", "sgd"}),
         "lr": F((int, float), low=0.0, low_open=True),
         "tau_lr": F((int, float, type(None)), None, low=0.0, low_open=True,
@@ -112,8 +125,8 @@ SCHEMA = {
         "momentum": F((int, float), 0.9, low=0.0),
         "weight_decay": F((int, float), 0.0, low=0.0),
         "scheduler": {"type": F(str, "none", choices={"none", "step", "cosine"}),
-                      "step_size": F(int, 30, low=1), "gamma": F((int, float), 0.1, low=0.0),
-                      "T_max": F((int, type(None)), None, low=1)},
+                      "step_size": F(int, 30, low=1, high=MAX_STEPS), "gamma": F((int, float), 0.1, low=0.0),
+                      "T_max": F((int, type(None)), None, low=1, high=MAX_STEPS)},
         "loss": F(str, "ce", choices={"ce", "tet", "mse"}),
         "tet_lambda": F((int, float), 1e-3, low=0.0),
         "tet_phi": F((int, float), 1.0),
@@ -126,6 +139,41 @@ SCHEMA = {
 }
 
 
+# data.standin: the keyword arguments each offline stand-in generator takes (snnedu.data.dvs_sim),
+# bounded so that a config cannot ask for a stand-in of millions of recordings
+STANDIN = {
+    "dvs128_gesture": {"n_train_users": F(int, low=1, high=1000), "n_test_users": F(int, low=0, high=1000),
+                       "lightings": F((list, str)), "repeats": F(int, low=1, high=100),
+                       "size": F(int, low=16, high=128), "seed": F(int, low=0), "root": F(str),
+                       "progress": F(bool)},
+    "cifar10_dvs": {"n_per_class": F(int, low=1, high=100_000), "size": F(int, low=16, high=128),
+                    "seed": F(int, low=0), "root": F(str), "progress": F(bool)},
+}
+
+
+def _check_standin(d: dict) -> None:
+    """``data.standin``: only the stand-in generator's own keyword arguments, with sane types and sizes."""
+    given = d["standin"]
+    if given is None:
+        return
+    if d["dataset"] not in STANDIN:
+        raise ConfigError(f"data.standin: only for the event datasets ({', '.join(sorted(STANDIN))}); "
+                          f"{d['dataset']} has no stand-in arguments")
+    spec = STANDIN[d["dataset"]]
+    for k in given:
+        if k not in spec:
+            shown = k if isinstance(k, str) and re.fullmatch(r"[A-Za-z_]\w{0,63}", k) else short_repr(k)
+            raise ConfigError(f"data.standin.{shown}: not an argument of the {d['dataset']} stand-in; "
+                              f"allowed: {', '.join(sorted(spec))}")
+    _validate(given, {k: spec[k] for k in given}, "data.standin.")  # only what is given: the rest defaults
+    names = given.get("lightings")
+    names = [names] if isinstance(names, str) else names
+    if names is not None and (not 1 <= len(names) <= 16 or not all(
+            isinstance(n, str) and re.fullmatch(r"\w{1,32}", n) for n in names)):
+        raise ConfigError(f"data.standin.lightings: expected 1 to 16 names of at most 32 letters, digits or '_', "
+                          f"got {short_repr(given['lightings'])}")
+
+
 def _validate(raw: Any, schema: dict, where: str) -> dict:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where.rstrip('.') or 'config'}: expected a mapping of fields, got {type(raw).__name__}")
@@ -134,7 +182,7 @@ def _validate(raw: Any, schema: dict, where: str) -> dict:
     for key in raw:
         if key not in schema and not free:
             allowed = ", ".join(sorted(k for k in schema if k != "*"))
-            shown = key if isinstance(key, str) and re.fullmatch(r"[A-Za-z_]\w*", key) else repr(key)
+            shown = key if isinstance(key, str) and re.fullmatch(r"[A-Za-z_]\w{0,63}", key) else short_repr(key)
             raise ConfigError(f"{where}{shown}: unknown field; allowed here: {allowed}")
     for key, spec in schema.items():
         if key == "*":
@@ -161,32 +209,46 @@ def _validate(raw: Any, schema: dict, where: str) -> dict:
             ok = isinstance(value, spec.types)
         if not ok:
             names = " or ".join(t.__name__ for t in spec.types).replace("NoneType", "null")
-            raise ConfigError(f"{path}: expected {names}, got {value!r} ({type(value).__name__})")
+            raise ConfigError(f"{path}: expected {names}, got {short_repr(value)} ({type(value).__name__})")
         if spec.choices is not None and value not in spec.choices:
-            raise ConfigError(f"{path}: unknown value {value!r}; allowed: "
+            raise ConfigError(f"{path}: unknown value {short_repr(value)}; allowed: "
                               f"{', '.join(sorted(map(str, spec.choices)))}")
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{path}: must be a finite number, got {value!r}")
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
             raise ConfigError(f"{path}: integer too large ({value.bit_length()} bits; at most 63)")
-        if isinstance(value, list):
-            bad = [v for v in value if isinstance(v, bool) or not isinstance(v, int)
-                   or (spec.low is not None and v < spec.low)]
-            if bad or not value:
-                raise ConfigError(f"{path}: expected a non-empty list of integers >= {spec.low:g}, got {value!r}")
+        if isinstance(value, list) and spec.low is not None:
+            _check_int_list(path, value, spec)
         if spec.low is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
             if value < spec.low or (spec.low_open and value == spec.low):
                 raise ConfigError(f"{path}: must be {'>' if spec.low_open else '>='} {spec.low:g}, got {value!r}")
+        if spec.high is not None and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and value > spec.high:
+            raise ConfigError(f"{path}: must be <= {spec.high} (the largest supported), got {value!r}")
         out[key] = value
     if free:
         out.update({k: v for k, v in raw.items() if k not in schema})
     return out
 
 
+def _check_int_list(path: str, value: list, spec: F) -> None:
+    """A list-valued field (``channels``, ``hidden``): a short non-empty list of ints within the bounds."""
+    hi = f" and <= {spec.high}" if spec.high is not None else ""
+    if not value or len(value) > 1000:
+        raise ConfigError(f"{path}: expected a non-empty list of at most 1000 integers >= {spec.low:g}{hi}, "
+                          f"got {short_repr(value)}")
+    bad = [v for v in value if isinstance(v, bool) or not isinstance(v, int)
+           or (spec.low is not None and v < spec.low) or (spec.high is not None and v > spec.high)]
+    if bad:
+        raise ConfigError(f"{path}: expected a non-empty list of integers >= {spec.low:g}{hi}, "
+                          f"got {short_repr(value)} (bad: {short_repr(bad[0])})")
+
+
 def validate_config(raw: Any) -> dict:
     """Check every field of a parsed config and fill in the defaults (raises :class:`ConfigError`)."""
     cfg = _validate(raw, SCHEMA, "")
     _check_name(cfg["name"])
+    _check_standin(cfg["data"])
     _cross_check(cfg)
     try:  # the neuron's own hyper-parameters are checked by the neuron itself
         _neuron_factory(cfg["model"]["neuron"])()
@@ -207,38 +269,59 @@ def _check_name(name) -> str:
     """``name`` becomes the run's folder under ``--out``: one plain path component, so that no run
     writes outside its output folder (``../x``, ``/abs``, ``a/b`` are refused)."""
     if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
-        shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+        shown = short_repr(name, 60)
         raise ConfigError(f"name: must be a plain folder name (letters, digits, '.', '_', '-', '+'; at most 128 "
                           f"characters; no '/', no '..'), got {shown}")
     return name
 
 
-def _one_line(e: Exception) -> str:
+def _one_line(e: Exception, n: int = 300) -> str:
     text = " ".join(str(e).split())
+    text = text if len(text) <= n else text[: n - 3] + "..."
     return text or type(e).__name__
 
 
 def load_config(path) -> dict:
-    """Read a YAML (or JSON) config file and validate it."""
+    """Read a YAML (or JSON) config file (:func:`read_yaml`) and validate it."""
+    return validate_config(read_yaml(path))
+
+
+MAX_YAML_BYTES = 1 << 20  # configs and study files are a few KB; with aliases refused, this bounds the parse
+
+
+def read_yaml(path, error: type = ConfigError, what: str = "config file"):
+    """Parse a YAML (or JSON) file strictly: duplicate keys and aliases are refused (:func:`_strict_loader`)
+    and the file may hold at most :data:`MAX_YAML_BYTES`, so the parsed value is as small as the file.
+    The one loader of configs and study files.
+
+    Args:
+        path (str or Path): the file.
+        error (type): the exception class raised, with one line naming the file, for any problem
+            (default :class:`ConfigError`).
+        what (str): what the file is, for the messages (default ``"config file"``).
+    """
     import yaml
 
     path = Path(path)
     try:
-        raw = yaml.load(path.read_bytes().decode("utf-8"), Loader=_strict_loader())
+        with open(path, "rb") as f:
+            data = f.read(MAX_YAML_BYTES + 1)
+        if len(data) > MAX_YAML_BYTES:
+            raise _YamlRefused(f"larger than {MAX_YAML_BYTES >> 20} MiB; a {what} is a few KB")
+        return yaml.load(data.decode("utf-8"), Loader=_strict_loader())
     except _YamlRefused as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise error(f"{path}: {e}") from None
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+        raise error(f"{path}: no such {what}") from None
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read the config file ({e.strerror or e})") from None
+        raise error(f"{path}: cannot read the {what} ({(e.strerror or str(e)).lower()})") from None
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not a text file (byte {e.start} is not UTF-8)") from None
+        raise error(f"{path}: not a text file (byte {e.start} is not UTF-8)") from None
     except yaml.YAMLError as e:
         first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
-        raise ConfigError(f"{path}: not valid YAML ({first.strip()})") from None
+        raise error(f"{path}: not valid YAML ({first.strip()[:200]})") from None
     except RecursionError:
-        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
-    return validate_config(raw)
+        raise error(f"{path}: not valid YAML (nested too deeply)") from None
 
 
 class _YamlRefused(Exception):
@@ -260,7 +343,7 @@ def _strict_loader():
             def compose_node(self, parent, index):
                 if self.check_event(yaml.AliasEvent):
                     mark = self.peek_event().start_mark
-                    raise _YamlRefused(f"line {mark.line + 1}: YAML aliases (*name) are not allowed in a config; "
+                    raise _YamlRefused(f"line {mark.line + 1}: YAML aliases (*name) are not allowed here; "
                                        "write the value out")
                 return super().compose_node(parent, index)
 
@@ -627,8 +710,7 @@ def run_config(cfg: dict, out_dir="runs", *, epochs: Optional[int] = None, max_b
     }
     if not main:
         return result
-    tmp = run_dir / f"result.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(result, indent=2, default=lambda o: None if isinstance(o, float) and math.isnan(o)
-                              else str(o)))
-    os.replace(tmp, run_dir / "result.json")
+    text = json.dumps(result, indent=2, default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o))
+    atomic_write(run_dir / "result.json", lambda f: f.write(text.encode()), durable=False,
+                 tmp=run_dir / f"result.json.tmp{os.getpid()}")
     return result

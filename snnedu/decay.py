@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from ._checks import real
+from ._checks import real, short_repr
 from .errors import HyperParameterError
 from .neuron_param import NeuronParameter
 
@@ -85,7 +85,7 @@ class LearnableDecay(NeuronParameter):
                  per_neuron: bool = False, tau_std: float = 0.0, form: str = "inv_tau",
                  decay_init: Optional[float] = None, levels: Optional[int] = None):
         if form not in ("inv_tau", "decay"):
-            raise HyperParameterError(f"form must be 'inv_tau' (PLIF) or 'decay' (PMLF), got {form!r}")
+            raise HyperParameterError(f"form must be 'inv_tau' (PLIF) or 'decay' (PMLF), got {short_repr(form)}")
         self.form = form
         if form == "inv_tau":
             if decay_init is not None:

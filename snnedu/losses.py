@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import real
+from ._checks import real, short_repr
 from .errors import HyperParameterError, InputError
 
 __all__ = ["mean_over_time", "rate_cross_entropy", "rate_mse", "tet_loss", "TETLoss", "predict",
@@ -141,7 +141,7 @@ class TauVarianceRegularizer:
     def __init__(self, lam: float = 0.01, on: str = "tau"):
         self.lam = real("lam (tau regulariser weight)", lam, low=0.0)
         if on not in ("tau", "w"):
-            raise HyperParameterError(f"on must be 'tau' or 'w', got {on!r}")
+            raise HyperParameterError(f"on must be 'tau' or 'w', got {short_repr(on)}")
         self.on = on
 
     def __call__(self, model: nn.Module) -> torch.Tensor:

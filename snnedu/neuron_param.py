@@ -29,7 +29,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn as nn
 
-from ._checks import flag, positive_int
+from ._checks import flag, positive_int, short_repr
 from .errors import HyperParameterError, InputError
 
 __all__ = ["NeuronParameter"]
@@ -46,7 +46,8 @@ class NeuronParameter(nn.Module):
         if shape is not None:
             if not isinstance(shape, (tuple, list, torch.Size)) or not all(
                     isinstance(s, Integral) and not isinstance(s, bool) for s in shape):
-                raise HyperParameterError(f"shape must be a tuple of positive ints, e.g. (128,), got {shape!r}")
+                raise HyperParameterError(f"shape must be a tuple of positive ints, e.g. (128,), "
+                                          f"got {short_repr(shape)}")
             shape = tuple(int(s) for s in shape)
         if shape is not None and any(s < 1 for s in shape):
             raise HyperParameterError(f"shape must contain positive sizes, got {shape}")

@@ -34,7 +34,7 @@ import torch
 
 from . import functional as SF
 from . import kernels
-from ._checks import flag, positive_int, real, tensor_input
+from ._checks import flag, positive_int, real, short_repr, tensor_input
 from .base import StatefulModule
 from .decay import LearnableDecay
 from .errors import HyperParameterError, StateError
@@ -90,7 +90,7 @@ class BaseNeuron(StatefulModule):
         self.record = flag("record", record)
         if not (isinstance(learn_threshold, bool) or learn_threshold in ("layer", "neuron")):
             raise HyperParameterError(f"learn_threshold must be False, True/'layer' or 'neuron', "
-                                      f"got {learn_threshold!r}")
+                                      f"got {short_repr(learn_threshold)}")
         self.threshold_param: Optional[LearnableThreshold] = None
         if learn_threshold:
             self.threshold_param = LearnableThreshold(self.v_threshold, per_neuron=learn_threshold == "neuron",

@@ -44,8 +44,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
+from ._checks import short_repr
 from ._io import atomic_write
-from .config import ConfigError, validate_config
+from .config import ConfigError, read_yaml, validate_config
 from .errors import SnneduError
 
 __all__ = ["StudyError", "load_study", "study_cells", "run_study", "check_study", "load_result",
@@ -72,7 +73,7 @@ def _set_dotted(cfg: dict, dotted: str, value: Any, where: str) -> None:
     for p in parts[:-1]:
         nxt = node.setdefault(p, {})
         if not isinstance(nxt, dict):
-            raise StudyError(f"{where}: {dotted!r} goes through {p!r}, which is not a section")
+            raise StudyError(f"{where}: {short_repr(dotted)} goes through {short_repr(p)}, which is not a section")
         node = nxt
     node[parts[-1]] = copy.deepcopy(value)
 
@@ -87,32 +88,25 @@ def load_study(path) -> dict:
     """Read and check a study file; returns ``{name, title, path, sha256, base, axes, seeds, measure}``.
 
     ``axes`` is a list of ``[(label, {dotted.field: value})]`` lists; the variants are their product."""
-    import yaml
-
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise StudyError(f"{path}: cannot read the study file ({e.strerror or e})") from None
-    try:
-        raw = yaml.safe_load(data.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as e:
-        raise StudyError(f"{path}: not a valid YAML file ({type(e).__name__})") from None
+    raw = read_yaml(path, StudyError, "study file")  # duplicate keys and aliases refused, size bounded
+    data = path.read_bytes()  # for the sha256
     if not isinstance(raw, dict):
         raise StudyError(f"{path}: expected a mapping with name, base, axes/grid and seeds")
     unknown = set(raw) - _STUDY_FIELDS
     if unknown:
-        raise StudyError(f"{path}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_STUDY_FIELDS)}")
+        raise StudyError(f"{path}: unknown field(s) {short_repr(sorted(map(str, unknown)))}; "
+                         f"allowed: {sorted(_STUDY_FIELDS)}")
     for req in ("name", "base", "seeds"):
         if req not in raw:
-            raise StudyError(f"{path}: missing required field {req!r}")
+            raise StudyError(f"{path}: missing required field {short_repr(req)}")
     name = raw["name"]
     if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise StudyError(f"{path}: name must be a plain file name, got {name!r}")
+        raise StudyError(f"{path}: name must be a plain file name, got {short_repr(name)}")
     seeds = raw["seeds"]
     if (not isinstance(seeds, list) or not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds)
             or len(set(seeds)) != len(seeds)):
-        raise StudyError(f"{path}: seeds must be a non-empty list of distinct integers, got {seeds!r}")
+        raise StudyError(f"{path}: seeds must be a non-empty list of distinct integers, got {short_repr(seeds)}")
     if not isinstance(raw["base"], dict):
         raise StudyError(f"{path}: base must be a config mapping (data, model, train)")
     axes = []
@@ -160,7 +154,7 @@ def load_study(path) -> dict:
     for c in compare_:
         for side in ("a", "b"):
             if c[side] not in labels:
-                raise StudyError(f"{path}: compare: {c[side]!r} is not a variant; variants: {labels}")
+                raise StudyError(f"{path}: compare: {short_repr(c[side])} is not a variant; variants: {labels}")
     return study
 
 
@@ -171,7 +165,7 @@ def study_cells(study: dict) -> List[dict]:
     for combo in itertools.product(*study["axes"]) if study["axes"] else [()]:
         label = " · ".join(lbl for lbl, _ in combo) or "base"
         if label in labels_seen:
-            raise StudyError(f"{study['path']}: two variants are labelled {label!r}")
+            raise StudyError(f"{study['path']}: two variants are labelled {short_repr(label)}")
         labels_seen.add(label)
         raw = copy.deepcopy(study["base"])
         raw.setdefault("name", study["name"])
@@ -184,7 +178,7 @@ def study_cells(study: dict) -> List[dict]:
             try:
                 cfg = validate_config(r)
             except ConfigError as e:
-                raise StudyError(f"{study['path']}: variant {label!r}: {e}") from None
+                raise StudyError(f"{study['path']}: variant {short_repr(label)}: {e}") from None
             key = hashlib.sha256(json.dumps({"config": _key_config(cfg), "measure": study["measure"]},
                                             sort_keys=True, default=str).encode()).hexdigest()[:16]
             cells.append({"label": label, "seed": seed, "config": cfg, "key": key})
@@ -609,7 +603,7 @@ def miniature(name: str, out_dir, *, only: Optional[Sequence[str]] = None, seeds
 
     src = study_file(name)
     study = load_study(src)                      # checks the original first
-    raw = yaml.safe_load(src.read_text(encoding="utf-8"))
+    raw = read_yaml(src, StudyError, "study file")
     for field, value in (overrides or {}).items():
         _set_dotted(raw["base"], str(field), value, f"{name}: overrides")
     labels = variants(study)

@@ -29,7 +29,7 @@ from typing import Iterator, Optional, Sequence
 import torch
 import torch.nn as nn
 
-from ._checks import real
+from ._checks import real, short_repr
 from .errors import HyperParameterError
 from .neuron_param import NeuronParameter
 
@@ -124,12 +124,12 @@ def set_learning_mode(model: nn.Module, mode: str) -> dict:
     """
     key = str(mode).lower()
     if key not in LEARNING_MODES:
-        raise HyperParameterError(f"unknown learning mode {mode!r}; allowed: 'synapses' (SL), "
+        raise HyperParameterError(f"unknown learning mode {short_repr(mode)}; allowed: 'synapses' (SL), "
                                   "'thresholds' (TL), 'both' (STL)")
     train_syn, train_th = LEARNING_MODES[key]
     ths = list(threshold_parameters(model))
     if train_th and not ths:
-        raise HyperParameterError(f"learning mode {mode!r} trains thresholds, but the model has none: build "
+        raise HyperParameterError(f"learning mode {short_repr(mode)} trains thresholds, but the model has none: build "
                                   "its neurons with learn_threshold=True or 'neuron'")
     if any(isinstance(p, nn.UninitializedParameter) for p in ths):
         raise HyperParameterError("the model has lazily shaped per-neuron thresholds: run one forward pass "

@@ -13,6 +13,7 @@ Checkpoints are loaded with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import glob
+import io
 import os
 import random
 import time
@@ -27,6 +28,7 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from . import distributed as _dist
+from ._checks import short_repr
 from ._io import atomic_write
 from .base import reset
 from .errors import SnneduError
@@ -185,7 +187,9 @@ def save_checkpoint(path, **state) -> None:
     path = Path(path)
     state = {k: v for k, v in state.items() if k != "checksum"}
     state["checksum"] = state_checksum(state)
-    atomic_write(path, lambda f: torch.save(state, f), tmp=path.with_name(path.name + f".tmp{os.getpid()}"))
+    buf = io.BytesIO()  # serialised in memory: a failing disk write is then a plain OSError naming the file,
+    torch.save(state, buf)  # not torch's "inline_container ... file write failed" RuntimeError
+    atomic_write(path, lambda f: f.write(buf.getbuffer()), tmp=path.with_name(path.name + f".tmp{os.getpid()}"))
     _remove_stale_temporaries(path)
 
 
@@ -257,11 +261,6 @@ def _flat(d, prefix: str = "") -> dict:
     return out
 
 
-def _short_repr(v, n: int = 40) -> str:
-    r = repr(v)
-    return r if len(r) <= n else r[: n - 3] + "..."
-
-
 def meta_changes(old: Optional[dict], new: Optional[dict]) -> list:
     """The fields (dotted paths) whose values differ between two run descriptions, as
     ``"train.lr (0.001 -> 0.01)"`` strings."""
@@ -269,7 +268,7 @@ def meta_changes(old: Optional[dict], new: Optional[dict]) -> list:
     changes = []
     for k in list(a) + [k for k in b if k not in a]:
         if a.get(k, "<absent>") != b.get(k, "<absent>"):
-            changes.append(f"{k} ({_short_repr(a.get(k, '<absent>'))} -> {_short_repr(b.get(k, '<absent>'))})")
+            changes.append(f"{k} ({short_repr(a.get(k, '<absent>'), 40)} -> {short_repr(b.get(k, '<absent>'), 40)})")
     return changes
 
 

@@ -406,16 +406,17 @@ TRAIN_SCRIPT = textwrap.dedent("""
             signal.pause()
 
     if mode == "in-save":  # park half-way through writing the first checkpoint of this run
-        real_save = torch.save
-        def save(obj, f, *a, **k):
-            if ".tmp" not in str(getattr(f, "name", "")):  # not a checkpoint temporary
-                return real_save(obj, f, *a, **k)
-            buf = io.BytesIO()
-            real_save(obj, buf, *a, **k)
-            f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
-            f.flush()
-            park(b"c")
-        torch.save = save
+        import snnedu.train
+        real_write = snnedu.train.atomic_write  # save_checkpoint serialises, then writes the bytes through it
+        def atomic_write(path, write, **k):
+            def half(f):
+                buf = io.BytesIO()
+                write(buf)
+                f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+                f.flush()
+                park(b"c")
+            return real_write(path, half, **k)
+        snnedu.train.atomic_write = atomic_write
 
     class Reporting:
         # the training loader, reporting each batch; parks at the n-th batch of this run (mode "batch")

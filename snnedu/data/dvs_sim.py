@@ -41,7 +41,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from .._checks import flags, positive_int, real
+from .._checks import flags, positive_int, real, short_repr
 from ..errors import DataError, HyperParameterError, InputError
 from .aedat import atomic_write_bytes, write_aedat20, write_aedat31
 from .cifar10 import SYNTH_CLASSES, synthetic_cifar10
@@ -165,7 +165,7 @@ def simulate_dvs(video, timestamps_us, *, contrast_threshold: float = 0.15, refr
     rate = real("noise_rate_hz", noise_rate_hz, low=0)
     eps = real("eps", eps, low=0, low_open=True)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise HyperParameterError(f"seed must be an integer, got {seed!r}")
+        raise HyperParameterError(f"seed must be an integer, got {short_repr(seed)}")
     v, ts = _check_video(video, timestamps_us)
     n_frames, h, w = v.shape
 
@@ -230,7 +230,7 @@ def _as_rng(rng) -> np.random.Generator:
         return rng
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         return np.random.default_rng(int(rng))
-    raise HyperParameterError(f"rng must be a numpy Generator or an integer seed, got {rng!r}")
+    raise HyperParameterError(f"rng must be a numpy Generator or an integer seed, got {short_repr(rng)}")
 
 
 def _child_rng(seed: int, *keys: int) -> np.random.Generator:
@@ -324,7 +324,7 @@ def _gesture_paths(label: int, u: np.ndarray, size: int, rng: np.random.Generato
         path = np.clip(path, -lim, lim)
         pos = [(xm + path[:, 0], yc + path[:, 1])]
     else:
-        raise HyperParameterError(f"gesture label must be an integer in 0..10, got {label!r}")
+        raise HyperParameterError(f"gesture label must be an integer in 0..10, got {short_repr(label)}")
     return np.stack([np.stack([np.broadcast_to(x, u.shape), np.broadcast_to(y, u.shape)], -1)
                      for x, y in pos], 1)
 
@@ -352,7 +352,7 @@ def gesture_video(label: int, *, size: int = 128, n_frames: int = 48, duration_u
         ``int64 [n_frames]`` times in µs starting at 0. Feed them to :func:`simulate_dvs`.
     """
     if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= int(label) <= 10:
-        raise HyperParameterError(f"gesture label must be an integer in 0..10, got {label!r}")
+        raise HyperParameterError(f"gesture label must be an integer in 0..10, got {short_repr(label)}")
     size = positive_int("size", size, minimum=16)
     n_frames = positive_int("n_frames", n_frames, minimum=2)
     if isinstance(duration_us, np.integer):
@@ -443,7 +443,7 @@ def _finish_writing(folder: Path, marker: Dict) -> None:
 
 def _check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise HyperParameterError(f"seed must be a non-negative integer, got {seed!r}")
+        raise HyperParameterError(f"seed must be a non-negative integer, got {short_repr(seed)}")
     return int(seed)
 
 
@@ -527,7 +527,7 @@ def write_gesture_standin(root, *, n_train_users: int = 4, n_test_users: int = 2
     if not lightings or len(set(lightings)) != len(lightings) or not all(
             isinstance(lt, str) and _LIGHTING_RE.match(lt) for lt in lightings):
         raise HyperParameterError(f"lightings must be distinct non-empty names of letters, digits and '_', "
-                                  f"got {lightings!r}")
+                                  f"got {short_repr(lightings)}")
     folder = Path(root) / "DvsGesture"
     n_users = n_train_users + n_test_users
     names = {u: [f"user{u:02d}_{lt}.aedat" for lt in lightings] for u in range(1, n_users + 1)}

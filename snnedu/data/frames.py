@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._checks import short_repr
 from ..errors import HyperParameterError, InputError
 from .events import check_events
 
@@ -55,7 +56,7 @@ def as_size(size: Union[int, Sequence[int]], name: str = "size") -> Tuple[int, i
     """``64`` -> ``(64, 64)``; ``(h, w)`` checked positive."""
     hw = (size, size) if _is_int(size) else tuple(size) if isinstance(size, (tuple, list, np.ndarray)) else ()
     if len(hw) != 2 or not all(_is_int(v) and v > 0 for v in hw):
-        raise HyperParameterError(f"{name} must be a positive int or (height, width), got {size!r}")
+        raise HyperParameterError(f"{name} must be a positive int or (height, width), got {short_repr(size)}")
     return int(hw[0]), int(hw[1])
 
 
@@ -66,17 +67,17 @@ def segment_index(t: np.ndarray, T: Optional[int], split_by: str = "number",
     ``t``: sorted int64 time stamps ``[N]`` (µs). Returns ``(seg [N] int64, M)``.
     """
     if split_by not in SPLIT_MODES:
-        raise HyperParameterError(f"split_by must be one of {SPLIT_MODES}, got {split_by!r}")
+        raise HyperParameterError(f"split_by must be one of {SPLIT_MODES}, got {short_repr(split_by)}")
     if split_by == "duration":
         if not _is_int(duration_us) or duration_us <= 0:
             raise HyperParameterError(f"split_by='duration' needs an integer duration_us > 0 (µs), "
-                                      f"got {duration_us!r}")
+                                      f"got {short_repr(duration_us)}")
         duration_us = int(duration_us)
     if T is None:
         if split_by != "duration":
-            raise HyperParameterError(f"T (number of frames) is required with split_by={split_by!r}")
+            raise HyperParameterError(f"T (number of frames) is required with split_by={short_repr(split_by)}")
     elif not _is_int(T) or T < 1:
-        raise HyperParameterError(f"T must be a positive int, got {T!r}")
+        raise HyperParameterError(f"T must be a positive int, got {short_repr(T)}")
     n = t.shape[0]
     if n and int(t[-1]) - int(t[0]) > _MAX_SPAN:
         raise InputError(f"time stamps span {int(t[-1]) - int(t[0])} µs (from {int(t[0])} to {int(t[-1])}), "
@@ -103,7 +104,7 @@ def normalize_frames(frames: np.ndarray, normalization: Optional[str],
                      durations_us: Optional[np.ndarray] = None) -> np.ndarray:
     """Normalise count frames ``[M, 2, H, W]`` (see the module docstring); returns float32."""
     if normalization not in NORMALIZATIONS:
-        raise HyperParameterError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        raise HyperParameterError(f"normalization must be one of {NORMALIZATIONS}, got {short_repr(normalization)}")
     if normalization is None:
         return frames
     f = frames.astype(np.float32)
@@ -149,7 +150,7 @@ def events_to_frames(events: np.ndarray, T: Optional[int], *, split_by: str = "n
         raise HyperParameterError(f"size {(oh, ow)} is larger than the sensor {(sh, sw)}; "
                                   "use resize_frames to up-sample")
     if normalization not in NORMALIZATIONS:
-        raise HyperParameterError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        raise HyperParameterError(f"normalization must be one of {NORMALIZATIONS}, got {short_repr(normalization)}")
     check_events(events, (sh, sw))
     seg, m = segment_index(events["t"], T, split_by, duration_us)
     if m * 2 * oh * ow > MAX_FRAME_VALUES:
@@ -183,7 +184,7 @@ def resize_frames(frames, size: Union[int, Sequence[int]], mode: str = "bilinear
     counts prefer ``events_to_frames(..., size=...)``, which keeps integer counts.
     """
     if mode not in ("bilinear", "area", "nearest"):
-        raise HyperParameterError(f"mode must be 'bilinear', 'area' or 'nearest', got {mode!r}")
+        raise HyperParameterError(f"mode must be 'bilinear', 'area' or 'nearest', got {short_repr(mode)}")
     x = torch.as_tensor(np.asarray(frames) if not torch.is_tensor(frames) else frames).float()
     if x.dim() < 2:
         raise InputError(f"frames must be [..., H, W], got shape {list(x.shape)}")

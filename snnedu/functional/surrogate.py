@@ -31,7 +31,7 @@ import math
 
 import torch
 
-from .._checks import real
+from .._checks import real, short_repr
 from ..errors import HyperParameterError
 
 __all__ = ["Surrogate", "Rectangular", "Sigmoid", "ATan", "Triangle", "get_surrogate",
@@ -214,4 +214,5 @@ def get_surrogate(spec="atan", **kwargs) -> Surrogate:
     if isinstance(spec, str) and spec.lower() in SURROGATES:
         return SURROGATES[spec.lower()](**kwargs)
     allowed = ", ".join(repr(k) for k in ("rect", "sigmoid", "atan", "triangle"))
-    raise HyperParameterError(f"unknown surrogate {spec!r}; allowed: {allowed} or a snnedu.Surrogate instance")
+    raise HyperParameterError(f"unknown surrogate {short_repr(spec)}; allowed: {allowed} "
+                              "or a snnedu.Surrogate instance")

@@ -28,7 +28,7 @@ from typing import Optional
 
 import torch
 
-from .._checks import check_finite, flag
+from .._checks import check_finite, flag, short_repr
 from ..errors import HyperParameterError
 from ..functional.neuron import neuron_multistep
 from . import cpu
@@ -40,14 +40,14 @@ __all__ = ["set_backend", "get_backend", "use_backend", "multistep", "BACKENDS",
 BACKENDS = ("auto", "reference", "cpu", "triton")
 _backend = os.environ.get("SNNEDU_BACKEND", "auto")
 if _backend not in BACKENDS:
-    raise HyperParameterError(f"SNNEDU_BACKEND must be one of {BACKENDS}, got {_backend!r}")
+    raise HyperParameterError(f"SNNEDU_BACKEND must be one of {BACKENDS}, got {short_repr(_backend)}")
 
 
 def set_backend(name: str) -> None:
     """Choose the multi-step backend for every neuron: one of :data:`BACKENDS`."""
     global _backend
     if name not in BACKENDS:
-        raise HyperParameterError(f"backend must be one of {BACKENDS}, got {name!r}")
+        raise HyperParameterError(f"backend must be one of {BACKENDS}, got {short_repr(name)}")
     _backend = name
 
 
@@ -121,11 +121,11 @@ def chosen_backend(x_seq: torch.Tensor, surrogate, record: bool = False, name: s
             return "cpu"
         return "reference"
     if record:
-        raise HyperParameterError(f"record=True needs the reference backend (backend is {_backend!r})")
+        raise HyperParameterError(f"record=True needs the reference backend (backend is {short_repr(_backend)})")
     if not fusable:
-        raise HyperParameterError(f"the {_backend!r} backend has no kernel for {type(surrogate).__name__}")
+        raise HyperParameterError(f"the {short_repr(_backend)} backend has no kernel for {type(surrogate).__name__}")
     if float64:
-        raise HyperParameterError(f"the {_backend!r} backend computes in float32; float64 input needs the "
+        raise HyperParameterError(f"the {short_repr(_backend)} backend computes in float32; float64 input needs the "
                                   "'reference' backend (what 'auto' picks for it)")
     if _backend == "cpu" and (x_seq.device.type != "cpu" or not cpu.available()):
         raise HyperParameterError("the 'cpu' backend needs CPU tensors and numba")
