@@ -6,7 +6,7 @@ Tensors are time-first everywhere: ``[T, B, ...]`` (``T`` time steps, ``B`` batc
 """
 from . import functional, monitor, viz
 from ._checks import set_input_checks
-from .base import StatefulModule, materialize, reset
+from .base import StatefulModule, detach_state, materialize, reset
 from .data import (DataSplit, load_cifar10, load_cifar10_dvs, load_dvs128_gesture, load_mnist, make_loaders,
                    synthetic_cifar10, take_per_class)
 from .decay import LearnableDecay, decay_parameters
@@ -43,5 +43,5 @@ __all__ = [
     "SpikingBasicBlock", "SpikingResNet", "resnet14", "resnet19", "resnet20", "SeqDropout", "PerStepBatchNorm",
     "PLIFStaticNet", "PLIFDVSNet", "load_cifar10", "synthetic_cifar10", "materialize", "load_dvs128_gesture",
     "load_cifar10_dvs",
-    "set_deterministic", "deterministic",
+    "set_deterministic", "deterministic", "detach_state",
 ]

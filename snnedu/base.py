@@ -5,6 +5,11 @@ the mask of a stateful dropout) derives from :class:`StatefulModule` and clears 
 :meth:`StatefulModule.reset`. Multi-step calls (``layer(x_seq)`` with ``x_seq`` shaped
 ``[T, B, ...]``) reset automatically at the start, so state never leaks between batches;
 single-step use (``layer.step(x_t)``) keeps state until :func:`reset` is called.
+
+Truncated backpropagation through time and online learning (a ``backward()`` at every step, or every
+``k`` steps) call :func:`detach_state` after each backward: the state keeps its values but forgets
+the graph that produced them, so the next backward stops there instead of failing with "Trying to
+backward through the graph a second time".
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import copy
 import torch
 import torch.nn as nn
 
-__all__ = ["StatefulModule", "reset", "materialize"]
+__all__ = ["StatefulModule", "reset", "detach_state", "materialize"]
 
 
 class StatefulModule(nn.Module):
@@ -30,6 +35,14 @@ class StatefulModule(nn.Module):
 
     def reset(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def detach_state(self) -> None:
+        """Cut the state tensors (``_state_attrs``) from the autograd graph, keeping their values: the
+        next step continues the sequence, and a later ``backward()`` stops here (truncated BPTT)."""
+        for name in self._state_attrs:
+            t = self.__dict__.get(name)
+            if isinstance(t, torch.Tensor):
+                self.__dict__[name] = t.detach()
 
     def _apply(self, fn, *args, **kwargs):
         out = super()._apply(fn, *args, **kwargs)
@@ -66,6 +79,32 @@ def reset(model: nn.Module) -> nn.Module:
     for m in model.modules():
         if isinstance(m, StatefulModule):
             m.reset()
+    return model
+
+
+def detach_state(model: nn.Module) -> nn.Module:
+    """Detach the state of every :class:`StatefulModule` inside ``model`` (itself included) from the
+    autograd graph, keeping its values: for truncated backpropagation through time and online
+    learning, where ``backward()`` runs while a sequence is still being stepped. Returns ``model``.
+
+    Without it, the second ``backward()`` of a sequence fails ("Trying to backward through the graph a
+    second time"): the neurons' potential still refers to the graph of the steps before, which the
+    first backward has freed. Unlike :func:`reset`, the sequence goes on where it was.
+
+    Args:
+        model (nn.Module): the network (or one layer).
+
+    Example::
+
+        >>> for x_t, y_t in zip(x_seq, y_seq):          # online learning: one update per step
+        ...     loss = loss_fn(net_step(x_t), y_t)
+        ...     opt.zero_grad(); loss.backward(); opt.step()
+        ...     snnedu.detach_state(net)               # gradients stop here; the potential goes on
+        >>> snnedu.reset(net)                           # the next sequence starts afresh
+    """
+    for m in model.modules():
+        if isinstance(m, StatefulModule):
+            m.detach_state()
     return model
 
 

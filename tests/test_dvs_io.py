@@ -388,7 +388,9 @@ def test_gesture_empty_sample_is_an_error_not_a_short_sample(tmp_path):
     folder = write_gesture_root(tmp_path / "g")
     csv = folder / "user01_led_labels.csv"
     csv.write_text(csv.read_text() + "5,90000000,91000000\r\n")
-    with pytest.raises(DataError, match=r"user01_led\.aedat \[90000000, 91000000\) µs: no events"):
+    # a window past the recording's end: named with the recording's span (issue #15 item 14)
+    with pytest.raises(DataError, match=r"user01_led\.aedat: the labelled window \[90000000, 91000000\) µs "
+                                        r"reaches beyond the recording's events"):
         load_dvs128_gesture(tmp_path / "g", T=4, cache_dir=tmp_path / "cache", offline_fallback=False,
                             progress=False)
 
@@ -452,3 +454,40 @@ def test_truncated_recording_fails_the_dataset_with_file_and_offset(tmp_path):
         load_dvs128_gesture(tmp_path / "g", T=4, cache_dir=tmp_path / "cache", offline_fallback=False,
                             progress=False)
     assert not list((tmp_path / "cache").glob("*.h5"))  # no cache was finished from a short recording
+
+
+def test_label_times_are_bounded_to_int64_and_to_the_recording(tmp_path, monkeypatch, capsys):
+    # issue #15 item 14: an end time of 1e23 µs was accepted and silently sliced to the recording's end
+    from snnedu.__main__ import main
+    from snnedu.data.dvs import WINDOW_SLACK_US, FrameSetting, preprocess
+    from snnedu.data.dvs_sim import write_gesture_standin
+    from snnedu.errors import DataError
+
+    monkeypatch.setenv("SNNEDU_DATA", str(tmp_path / "data"))
+    root = write_gesture_standin(tmp_path / "rec", n_train_users=1, n_test_users=1, lightings=("led",), size=32,
+                                 seed=2, progress=False)
+    csv = root / "user01_led_labels.csv"
+    lines = csv.read_text().splitlines()
+    c, s, e = lines[1].split(",")
+    csv.write_text("\n".join([lines[0], f"{c},{s},100000000000000000000000"] + lines[2:]) + "\n")
+    with pytest.raises(AedatError, match=r"line 2: times must be microseconds in 0\.\.2\^63-1 \(int64\), "
+                                         r"got \[\d+, 100000000000000000000000\)"):
+        read_gesture_labels(csv)
+    csv.write_text("\n".join([lines[0], f"{c},-5,{e}"] + lines[2:]) + "\n")
+    with pytest.raises(AedatError, match=r"line 2: times must be microseconds"):
+        read_gesture_labels(csv)
+    # within int64 but far beyond the recording's last event: a DataError naming the recording
+    last = int(read_aedat31(root / "user01_led.aedat")["t"][-1])
+    far = last + 1 + WINDOW_SLACK_US + 1
+    csv.write_text("\n".join([lines[0], f"{c},{s},{far}"] + lines[2:]) + "\n")
+    setting = FrameSetting(4, size=16)
+    with pytest.raises(DataError, match=rf"user01_led\.aedat: the labelled window \[{s}, {far}\) µs reaches "
+                                        r"beyond the recording's events"):
+        preprocess("dvs128-gesture", root, setting, cache_dir=tmp_path / "cache", splits=("train",), progress=False)
+    assert main(["preprocess", "dvs128-gesture", "--root", str(root), "--T", "4", "--size", "16", "--cache-dir",
+                 str(tmp_path / "cache"), "--split", "train", "--no-progress"]) == 2
+    assert "reaches beyond the recording" in capsys.readouterr().err
+    # at the edge of the slack it is accepted
+    csv.write_text("\n".join([lines[0], f"{c},{s},{far - 1}"] + lines[2:]) + "\n")
+    assert preprocess("dvs128-gesture", root, setting, cache_dir=tmp_path / "cache", splits=("train",),
+                      progress=False)[0].n == 11

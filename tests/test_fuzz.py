@@ -356,7 +356,7 @@ def test_gesture_labels_random_text(fuzz_dir, text):
 def test_gesture_labels_write_read(fuzz_dir, rows):
     COUNTS["gesture_labels_round_trip"] += 1
     path = fuzz_dir / "user02_fuzz_labels.csv"
-    valid = all(1 <= c <= 11 and s < e for c, s, e in rows)
+    valid = all(1 <= c <= 11 and 0 <= s < e for c, s, e in rows)  # times: non-negative int64 microseconds
     try:
         write_gesture_labels(path, rows, durable=False)
     except AedatError as e:

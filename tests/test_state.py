@@ -505,3 +505,50 @@ def test_pool_never_hands_out_memory_of_a_live_output():
     b = mlf(torch.rand(4, 1, N) * 3)
     assert torch.equal(a, a_keep) and not torch.equal(a, b) and torch.equal(mlf(xm), a)
     assert pool.kept <= pool.max_bytes
+
+
+# -- truncated BPTT / online learning (issue #15 item 14) ----------------------------------------------
+def _online(neuron, xs, w, detach: bool):
+    """One backward (and SGD update of ``w``) at every step of ``xs``; returns the spikes per step."""
+    opt = torch.optim.SGD([w] + list(neuron.parameters()), lr=0.1)
+    outs = []
+    for x_t in xs:
+        out = neuron.step(x_t * w)
+        opt.zero_grad()
+        (out * torch.linspace(0.5, 1.5, out.shape[-1])).sum().backward()
+        opt.step()
+        outs.append(out.detach())
+        if detach:
+            snnedu.detach_state(neuron)
+    return torch.stack(outs)
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_detach_state_allows_a_backward_at_every_step(name):
+    make, _ = ZOO[name]
+    xs = _x(6, 3, SAMPLE, grad=False)
+    # without detaching, the second backward fails: what detach_state is for
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        _online(make(), xs, torch.ones(SAMPLE, requires_grad=True), detach=False)
+    neuron, w = make(), torch.ones(SAMPLE, requires_grad=True)
+    out = _online(neuron, xs, w, detach=True)
+    assert out.shape[:2] == (6, 3)
+    assert w.grad is not None and torch.isfinite(w.grad).all()
+    assert neuron.v is not None and not neuron.v.requires_grad  # the state goes on, without its graph
+
+
+@pytest.mark.parametrize("name", ["LIF-formA", "PLIF", "MLF", "PMLF3"])
+def test_detach_state_keeps_the_values_of_the_sequence(name):
+    make, _ = ZOO[name]
+    xs = _x(5, 2, SAMPLE, grad=False)
+    full = make()
+    ref = full(xs).detach()  # multi-step, no detaching
+    stepped = _fresh_like(make, full)
+    outs = []
+    for x_t in xs:
+        outs.append(stepped.step(x_t).detach())
+        snnedu.detach_state(stepped)
+    assert torch.equal(torch.stack(outs), ref)
+    # the function walks a whole model and returns it; StatefulModule.detach_state does one layer
+    net = nn.Sequential(nn.Flatten(), make())
+    assert snnedu.detach_state(net) is net

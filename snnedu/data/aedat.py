@@ -65,7 +65,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .._checks import flags
+from .._checks import flags, short_repr
 from .._io import atomic_write
 from ..errors import DataError, HyperParameterError
 from .events import EVENT_DTYPE, check_events, make_events
@@ -214,7 +214,7 @@ def _start_time_line(start_time: Optional[datetime]) -> str:
     if start_time is None:
         start_time = datetime.now().astimezone()
     elif not isinstance(start_time, datetime):
-        raise HyperParameterError(f"start_time must be a datetime or None, got {start_time!r}")
+        raise HyperParameterError(f"start_time must be a datetime or None, got {short_repr(start_time)}")
     elif start_time.tzinfo is None or start_time.utcoffset() is None:
         start_time = start_time.astimezone()  # a naive datetime is local time
     if start_time.utcoffset().total_seconds() % 60:
@@ -280,14 +280,24 @@ def labels_csv_path(aedat_path) -> Path:
     return p.with_name(p.stem + "_labels.csv")
 
 
+def _check_label_row(path, where: str, c: int, s: int, e: int) -> None:
+    """One label row: class 1..11 and a non-empty window ``[s, e)`` of microseconds within int64 and
+    not negative (AEDAT time stamps), so that an end time of 10^23 is an error, not a silent slice."""
+    if not 1 <= c <= 11 or e <= s:
+        raise AedatError(f"{path}: {where} has class {c} (expected 1..11) or an empty interval "
+                         f"[{short_repr(s, 30)}, {short_repr(e, 30)})")
+    if not (0 <= s < 2**63 and 0 <= e < 2**63):
+        raise AedatError(f"{path}: {where}: times must be microseconds in 0..2^63-1 (int64), got "
+                         f"[{short_repr(s, 30)}, {short_repr(e, 30)})")
+
+
 @flags("durable")
 def write_gesture_labels(path, rows: Sequence[Tuple[int, int, int]], durable: bool = True) -> Path:
     """Write DVS128 Gesture label rows ``(class 1..11, startTime_usec, endTime_usec)`` (atomically).
     Rows that :func:`read_gesture_labels` would reject raise :class:`AedatError` instead."""
     for i, row in enumerate(rows):
         c, s, e = row
-        if not 1 <= int(c) <= 11 or int(e) <= int(s):
-            raise AedatError(f"{path}: row {i} = {tuple(row)} needs class 1..11 and start < end")
+        _check_label_row(path, f"row {i}", int(c), int(s), int(e))
     lines = ["class,startTime_usec,endTime_usec"] + [f"{int(c)},{int(s)},{int(e)}" for c, s, e in rows]
     atomic_write_bytes(path, ("\r\n".join(lines) + "\r\n").encode("ascii"), durable)
     return Path(path)
@@ -314,9 +324,7 @@ def read_gesture_labels(path) -> List[Tuple[int, int, int]]:
             except ValueError:
                 raise AedatError(f"{path}: line {lineno} is not 'class,start_us,end_us': {row[:4]!r:.200}") \
                     from None
-            if not 1 <= c <= 11 or e <= s:
-                raise AedatError(f"{path}: line {lineno} has class {c} (expected 1..11) or an empty "
-                                 f"interval [{s}, {e})")
+            _check_label_row(path, f"line {lineno}", c, s, e)
             rows.append((c - 1, s, e))
     except csv.Error as e:
         raise AedatError(f"{path}: not a csv file (line {reader.line_num}: {e})") from None
@@ -360,7 +368,8 @@ def read_aedat20(path, sensor_size: int = 128, *, return_info: bool = False
     layout is in the module docstring."""
     side = as_size(sensor_size, "sensor_size")[0] if not isinstance(sensor_size, (tuple, list)) else None
     if side is None:
-        raise HyperParameterError(f"sensor_size must be a positive int (a square sensor), got {sensor_size!r}")
+        raise HyperParameterError(f"sensor_size must be a positive int (a square sensor), "
+                                  f"got {short_repr(sensor_size)}")
     path, raw = _read_bytes(path)
     pos = _header_end_20(path, raw)
     n, rest = divmod(len(raw) - pos, _AEDAT20_EVENT.itemsize)
@@ -389,7 +398,8 @@ def write_aedat20(path, events: np.ndarray, *, sensor_size: int = 128, durable: 
     ``durable``: see :func:`atomic_write_bytes`."""
     side = as_size(sensor_size, "sensor_size")[0] if not isinstance(sensor_size, (tuple, list)) else 0
     if not 1 <= side <= 128:
-        raise HyperParameterError(f"sensor_size must be an int in 1..128 (7-bit addresses), got {sensor_size!r}")
+        raise HyperParameterError(f"sensor_size must be an int in 1..128 (7-bit addresses), "
+                                  f"got {short_repr(sensor_size)}")
     events = check_events(events, (sensor_size, sensor_size), where=str(path))
     t = events["t"]
     if t.size and (t[0] < 0 or t[0] >= 1 << 32 or not np.array_equal(_unwrap32(t & 0xFFFFFFFF), t)):

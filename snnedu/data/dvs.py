@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .._checks import flags
+from .._checks import flags, short_repr
 from ..errors import DataError, HyperParameterError
 from .aedat import READER_VERSION, read_aedat20, read_aedat31, read_gesture_labels, labels_csv_path
 from .cifar10 import CIFAR10_CLASSES
@@ -88,11 +88,11 @@ class FrameSetting:
     def __init__(self, T: int, split_by: str = "number", size=None, normalization: Optional[str] = None,
                  duration_us: Optional[int] = None):
         if not isinstance(T, (int, np.integer)) or isinstance(T, bool) or T < 1:
-            raise HyperParameterError(f"T must be a positive int, got {T!r}")
+            raise HyperParameterError(f"T must be a positive int, got {short_repr(T)}")
         if split_by not in SPLIT_MODES:
-            raise HyperParameterError(f"split_by must be one of {SPLIT_MODES}, got {split_by!r}")
+            raise HyperParameterError(f"split_by must be one of {SPLIT_MODES}, got {short_repr(split_by)}")
         if normalization not in NORMALIZATIONS:
-            raise HyperParameterError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+            raise HyperParameterError(f"normalization must be one of {NORMALIZATIONS}, got {short_repr(normalization)}")
         if split_by == "duration" and (duration_us is None or duration_us <= 0):
             raise HyperParameterError("split_by='duration' needs duration_us > 0")
         self.T, self.split_by, self.normalization = int(T), split_by, normalization
@@ -279,6 +279,9 @@ def gesture_units(folder: Path, split: str) -> Tuple[List[CacheUnit], List[Path]
     return units, files
 
 
+WINDOW_SLACK_US = 1_000_000  # how far a labelled window may reach beyond its recording's events
+
+
 def _make_frames(setting: FrameSetting):
     """``make(loaded, spec)`` of the cache builder: ``loaded = (file, events)``; ``spec`` is the sample's
     ``(start_us, end_us)`` window, or ``None`` for the whole recording."""
@@ -286,10 +289,23 @@ def _make_frames(setting: FrameSetting):
         f, events = loaded
         where = str(f)
         if spec is not None:
+            _check_window(events, spec, where)
             events = slice_time(events, *spec)
             where += f" [{spec[0]}, {spec[1]}) µs"
         return setting.frames(_nonempty(events, where))
     return make
+
+
+def _check_window(events: np.ndarray, spec: Tuple[int, int], where: str) -> None:
+    """A labelled window must lie within its recording, give or take :data:`WINDOW_SLACK_US` (a label
+    csv with an end time of 10^23 µs, or in another time base, is an error, not a silent slice)."""
+    if events.size == 0:
+        return  # _nonempty says so
+    t0, t1 = int(events["t"][0]), int(events["t"][-1])
+    start, end = spec
+    if start < t0 - WINDOW_SLACK_US or end > t1 + 1 + WINDOW_SLACK_US:
+        raise DataError(f"{where}: the labelled window [{start}, {end}) µs reaches beyond the recording's events "
+                        f"[{t0}, {t1}] µs by more than {WINDOW_SLACK_US // 1000} ms (a wrong labels csv?)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -471,7 +487,7 @@ def preprocess(dataset: str, root, setting: FrameSetting, *, cache_dir=None, spl
     """Build the frame caches of ``dataset`` ("dvs128-gesture" or "cifar10-dvs") from the recordings
     under ``root`` (no fallback: ``root`` must hold them). Returns one report per split."""
     if dataset not in DATASET_NAMES:
-        raise HyperParameterError(f"dataset must be one of {DATASET_NAMES}, got {dataset!r}")
+        raise HyperParameterError(f"dataset must be one of {DATASET_NAMES}, got {short_repr(dataset)}")
     folder, info = _resolve(dataset, root, False, False, None, progress)
     return [_split_dataset(dataset, folder, info, s, setting, cache_dir, progress, rebuild, on_sample)[1]
             for s in splits]
