@@ -619,9 +619,12 @@ def miniature(name: str, out_dir, *, only: Optional[Sequence[str]] = None, seeds
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{raw['name']}.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    text = yaml.safe_dump(raw, sort_keys=False, allow_unicode=True).encode("utf-8")
+    atomic_write(path, lambda f: f.write(text), durable=False)
     result = run_study(path, out_dir, progress=progress, only=keep)
     result["variants"] = [v for v in result["variants"] if v in keep]
+    result["cells"] = {cid: c for cid, c in result["cells"].items() if c["label"] in keep}
+    result["complete"] = len(result["cells"]) == len(keep) * len(raw["seeds"])   # of the variants it runs
     return result
 
 

@@ -283,6 +283,9 @@ def study_bars(result: dict, grid: Sequence[Sequence[Optional[str]]], group_labe
         title: axes title.
         seeds: draw every seed's value as a dot (default ``True``).
     """
+    from ._checks import flag
+
+    seeds = flag("seeds", seeds)
     ax = _ax(ax)
     n_s = len(series_labels)
     width = 0.8 / n_s

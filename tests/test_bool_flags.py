@@ -137,6 +137,7 @@ def _calls():
         "snnedu.train.fit": _call(snnedu.fit, nn.Linear(1, 1), [(torch.zeros(1, 1), torch.zeros(1).long())],
                                   device="cpu"),
         "snnedu.viz.plot_surrogate": _call(viz.plot_surrogate, "atan"),
+        "snnedu.viz.study_bars": _call(viz.study_bars, {"cells": {}}, [], [], []),
     }
 
 
