@@ -237,7 +237,9 @@ def study_curves(result: dict, curve: str = "test_acc", variants: Optional[Seque
         a = np.asarray(vals, dtype=float)  # [seeds, epochs]
         mean = np.nanmean(a, 0)
         se = np.nanstd(a, 0, ddof=1) / np.sqrt(a.shape[0]) if a.shape[0] > 1 else np.zeros_like(mean)
-        x = np.asarray(epochs[:a.shape[1]])
+        # a key the untrained network has no value for (train_loss at epoch 0) starts at epoch 1: a
+        # shorter curve covers the last epochs
+        x = np.asarray(epochs[len(epochs) - a.shape[1]:])
         ok = ~np.isnan(mean)
         kw = {} if colors is None else {"color": colors[i]}
         line, = ax.plot(x[ok], mean[ok], marker="o", ms=3, label=(labels[i] if labels else v), **kw)

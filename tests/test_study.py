@@ -232,3 +232,21 @@ def test_learned_decays_are_recorded_as_decay_factors_and_time_constants():
         rec = _probe_stats(net, x, coverage=False)
         assert len(rec["decay"]) == 2 and all(v == pytest.approx(decay, abs=1e-6) for v in rec["decay"])
         assert rec["tau_mean"] == pytest.approx([tau, tau], rel=1e-5)
+
+
+def test_study_curves_put_every_value_at_its_epoch():
+    """train_loss has no epoch-0 value: its first point belongs to epoch 1, not epoch 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from snnedu import viz
+
+    cells = {f"v | seed {s}": {"label": "v", "seed": s,
+                               "curves": {"epoch": [0, 1, 2, 3], "test_acc": [10.0, 20.0, 30.0, 40.0 + s],
+                                          "train_loss": [2.0, 1.0, 0.5 + s]}} for s in (0, 1)}
+    result = {"variants": ["v"], "cells": cells}
+    ax = viz.study_curves(result, "train_loss")
+    assert list(ax.lines[0].get_xdata()) == [1, 2, 3]
+    assert list(ax.lines[0].get_ydata()) == [2.0, 1.0, 1.0]
+    ax = viz.study_curves(result, "test_acc")
+    assert list(ax.lines[0].get_xdata()) == [0, 1, 2, 3]
