@@ -165,17 +165,24 @@ def test_parallel_workers_exit_when_the_study_process_is_killed(tmp_path):
                                           "{LIF: {train.epochs: 1, model.neuron: {type: LIF, tau: 2.0}}")
                    .replace("PLIF: {model.neuron:", "PLIF: {train.epochs: 20000, model.neuron:"))
     marker = f"{os.getpid()}-{tmp_path.name}"
-    killed = _cli(study, "--out", tmp_path / "out", "--jobs", "2",
-                  env_extra={"SNNEDU_STUDY_TEST_KILL_AFTER": "1", "SNNEDU_TEST_MARKER": marker})
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    # the parent is gone (SIGKILL: no clean-up ran); its workers must notice and exit by themselves.
-    # The bound only limits how long a failure takes to report; a pass never waits for it.
-    deadline = time.monotonic() + 60
-    while _workers_marked(marker) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = _workers_marked(marker)
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
+    left = []
+    try:
+        env = dict(os.environ, SNNEDU_BACKEND="reference", TQDM_DISABLE="1", SNNEDU_STUDY_TEST_KILL_AFTER="1",
+                   SNNEDU_TEST_MARKER=marker)
+        with open(tmp_path / "stderr.txt", "w") as err:  # files, not pipes: an orphan holding a pipe would
+            killed = subprocess.run([sys.executable, "-m", "snnedu", "study", str(study), "--out",  # block run()
+                                     str(tmp_path / "out"), "--jobs", "2", "--no-progress"],
+                                    stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=REPO, timeout=600)
+        assert killed.returncode == -signal.SIGKILL, (tmp_path / "stderr.txt").read_text()
+        # the parent is gone (SIGKILL: no clean-up ran); its workers must notice and exit by themselves.
+        # The bound only limits how long a failure takes to report; a pass never waits for it.
+        deadline = time.monotonic() + 60
+        while _workers_marked(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = _workers_marked(marker)
+    finally:  # whatever happened, no worker of this test outlives it
+        for pid in _workers_marked(marker):
+            os.kill(pid, signal.SIGKILL)
     assert not left, f"orphaned study workers still running: {left}"
 
 
