@@ -290,8 +290,8 @@ MAX_YAML_BYTES = 1 << 20  # configs and study files are a few KB; with aliases r
 
 
 def read_yaml(path, error: type = ConfigError, what: str = "config file"):
-    """Parse a YAML (or JSON) file strictly: duplicate keys and aliases are refused (:func:`_strict_loader`)
-    and the file may hold at most :data:`MAX_YAML_BYTES`, so the parsed value is as small as the file.
+    """Parse a YAML (or JSON) file strictly: duplicate keys and aliases are refused, and the file may
+    hold at most ``MAX_YAML_BYTES`` (1 MiB), so the parsed value is as small as the file.
     The one loader of configs and study files.
 
     Args:

@@ -51,7 +51,7 @@ from .errors import SnneduError
 
 __all__ = ["StudyError", "load_study", "study_cells", "run_study", "check_study", "load_result",
            "cell_values", "summarize", "compare", "markdown_report", "stored_result", "study_file",
-           "SELECTION_RULE"]
+           "SELECTION_RULE", "miniature"]
 
 FORMAT = 1
 SELECTION_RULE = ("test accuracy at the final epoch (no epoch or run is selected on the test set); "
