@@ -39,12 +39,16 @@ install: venv
 
 # Tests: one pytest run (unit tests + notebooks under strict nbval) so its summary is the last line.
 # MathJax is fetched first: tests/test_book_browser.py builds the book and checks its math renders.
+# Two workers (PYTEST_WORKERS; 0 runs everything in this process), each taking whole test files and
+# notebooks (--dist loadfile: a notebook's cells share one kernel, so they stay on one worker).
+PYTEST_WORKERS ?= 2
 test: install $(MATHJAX)
 	cd $(CURDIR) && TQDM_DISABLE=1 $(PY) -m pytest tests notebooks --nbval --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
+		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider \
+		-n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 unit: install
-	TQDM_DISABLE=1 $(PY) -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
+	TQDM_DISABLE=1 $(PY) -m pytest tests -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 nbval: install
 	TQDM_DISABLE=1 $(PY) -m pytest notebooks --nbval --nbval-current-env \
