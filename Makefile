@@ -40,15 +40,18 @@ install: venv
 # Tests: one pytest run (unit tests + notebooks under strict nbval) so its summary is the last line.
 # MathJax is fetched first: tests/test_book_browser.py builds the book and checks its math renders.
 # Two workers (PYTEST_WORKERS; 0 runs everything in this process), each taking whole test files and
-# notebooks (--dist loadfile: a notebook's cells share one kernel, so they stay on one worker).
+# notebooks (--dist loadfile: a notebook's cells share one kernel, so they stay on one worker). Each
+# worker, and each notebook kernel it starts, computes on one thread (OMP_NUM_THREADS; tests that need
+# more set it themselves): two workers of two threads on two cores spin-wait on each other.
 PYTEST_WORKERS ?= 2
+TEST_THREADS ?= 1
 test: install $(MATHJAX)
-	cd $(CURDIR) && TQDM_DISABLE=1 $(PY) -m pytest tests notebooks --nbval --nbval-current-env \
+	cd $(CURDIR) && TQDM_DISABLE=1 OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest tests notebooks --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider \
 		-n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 unit: install
-	TQDM_DISABLE=1 $(PY) -m pytest tests -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	TQDM_DISABLE=1 OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest tests -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 nbval: install
 	TQDM_DISABLE=1 $(PY) -m pytest notebooks --nbval --nbval-current-env \
