@@ -235,15 +235,10 @@ def study_curves(result: dict, curve: str = "test_acc", variants: Optional[Seque
                 pts.append(np.nan if x is None else float(x))
             vals.append(pts)
         a = np.asarray(vals, dtype=float)  # [seeds, epochs]
-        mean = np.nanmean(a, 0)
-        se = np.nanstd(a, 0, ddof=1) / np.sqrt(a.shape[0]) if a.shape[0] > 1 else np.zeros_like(mean)
         # a key the untrained network has no value for (train_loss at epoch 0) starts at epoch 1: a
         # shorter curve covers the last epochs
         x = np.asarray(epochs[len(epochs) - a.shape[1]:])
-        ok = ~np.isnan(mean)
-        kw = {} if colors is None else {"color": colors[i]}
-        line, = ax.plot(x[ok], mean[ok], marker="o", ms=3, label=(labels[i] if labels else v), **kw)
-        ax.fill_between(x[ok], (mean - se)[ok], (mean + se)[ok], alpha=0.2, color=line.get_color())
+        _band(ax, x, a, labels[i] if labels else v, None if colors is None else colors[i])
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(curve.replace("_", " "))
@@ -263,9 +258,18 @@ def _final_values(result: dict, variant: str, key: str) -> np.ndarray:
 
 
 def _mean_se(a: np.ndarray):
-    mean = a.mean(0)
-    se = a.std(0, ddof=1) / np.sqrt(a.shape[0]) if a.shape[0] > 1 else np.zeros_like(mean)
+    """Mean and standard error over seeds (axis 0), ignoring missing (NaN) values."""
+    mean = np.nanmean(a, 0)
+    se = np.nanstd(a, 0, ddof=1) / np.sqrt(a.shape[0]) if a.shape[0] > 1 else np.zeros_like(mean)
     return mean, se
+
+
+def _band(ax, x: np.ndarray, a: np.ndarray, label: str, color=None) -> None:
+    """One line of ``a`` ([seeds, points]) against ``x``: the mean, with a band of ± one standard error."""
+    mean, se = _mean_se(a)
+    ok = ~np.isnan(mean)
+    line, = ax.plot(x[ok], mean[ok], marker="o", ms=3, label=label, **({} if color is None else {"color": color}))
+    ax.fill_between(x[ok], (mean - se)[ok], (mean + se)[ok], alpha=0.2, color=line.get_color())
 
 
 def study_bars(result: dict, grid: Sequence[Sequence[Optional[str]]], group_labels: Sequence[str],
@@ -334,11 +338,7 @@ def study_layers(result: dict, key: str, variants: Sequence[str], ax=None, label
         a = _final_values(result, v, key)
         if layers and v in layers:
             a = a[:, list(layers[v])]
-        m, e = _mean_se(a)
-        x = np.arange(1, len(m) + 1)
-        kw = {} if colors is None else {"color": colors[i]}
-        line, = ax.plot(x, m, marker="o", ms=3, label=(labels[i] if labels else v), **kw)
-        ax.fill_between(x, m - e, m + e, alpha=0.2, color=line.get_color())
+        _band(ax, np.arange(1, a.shape[1] + 1), a, labels[i] if labels else v, None if colors is None else colors[i])
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("spiking layer (1 = first)")
     ax.set_ylabel(key.replace("_", " "))
