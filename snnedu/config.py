@@ -67,7 +67,8 @@ MAX_STEPS = 10_000_000
 
 
 NEURONS = {"IF", "LIF", "LIF.stbp", "PLIF", "MLF", "PMLF", "PMLF3"}
-ARCHS = {"spiking_mlp", "spiking_cnn", "resnet14", "resnet19", "resnet20", "plif_static", "plif_dvs"}
+ARCHS = {"spiking_mlp", "spiking_cnn", "resnet14", "resnet19", "resnet20", "plif_static", "plif_dvs",
+         "probe_linear", "probe_cnn"}  # the probes: non-spiking references on summed event frames
 DVS_DATASETS = {"dvs128_gesture", "cifar10_dvs"}
 DATASETS = {"mnist", "cifar10"} | DVS_DATASETS
 N_CLASSES = {"mnist": 10, "cifar10": 10, "dvs128_gesture": 11, "cifar10_dvs": 10}
@@ -110,7 +111,7 @@ SCHEMA = {
         "share_neuron": F(bool, False),
         "n_classes": F(int, 10, low=2, high=MAX_WIDTH),
         "input_norm": F(bool, False, doc="non-affine tdBN on the input frames (MLF's DVS ResNets)"),
-        "n_down": F((int, type(None)), None, low=1, high=32, doc="plif_dvs: conv-pool blocks (default: the preset's)"),
+        "n_down": F((int, type(None)), None, low=1, high=32, doc="plif_dvs, probe_cnn: conv-pool blocks (default: the preset's; probe_cnn 3)"),
     },
     "train": {
         "epochs": F(int, low=1, high=MAX_EPOCHS),
@@ -392,8 +393,8 @@ def _cross_check(cfg: dict) -> None:
     if m["batch_norm"] and arch != "spiking_mlp":
         raise ConfigError(f"model.batch_norm: only for spiking_mlp (the other archs fix their own normalisation), "
                           f"got arch {arch!r}")
-    if not dvs and arch == "plif_dvs":
-        raise ConfigError(f"model.arch: 'plif_dvs' takes event frames; data.dataset is {d['dataset']!r}")
+    if not dvs and arch in ("plif_dvs", "probe_linear", "probe_cnn"):
+        raise ConfigError(f"model.arch: {arch!r} takes event frames; data.dataset is {d['dataset']!r}")
     if not dvs and any(d[k] is not None for k in ("size", "normalization", "duration_us")):
         raise ConfigError("data.size / data.normalization / data.duration_us: only for event data")
     if d["split_by"] == "duration" and d["duration_us"] is None:
@@ -426,6 +427,16 @@ def build_model(cfg: dict) -> nn.Module:
         net = getattr(models, arch)(neuron=neuron, v_threshold=m["v_threshold"], in_channels=in_shape[0],
                                     n_classes=m["n_classes"], ds=m["ds"], share_neuron=m["share_neuron"],
                                     input_norm=m["input_norm"], residual=m["residual"], **kw)
+    elif arch in ("probe_linear", "probe_cnn"):  # non-spiking references on the summed frames (no neuron used)
+        if isinstance(m["channels"], list):
+            raise ConfigError("model.channels: probe_cnn takes one int (conv width)")
+        if arch == "probe_linear":
+            return models.LinearProbe(in_channels=2, input_size=size, n_classes=m["n_classes"])
+        try:
+            return models.FrameCNN(in_channels=2, input_size=size, n_classes=m["n_classes"],
+                                   channels=m["channels"] or 16, n_down=m["n_down"] or 3)
+        except SnneduError as e:
+            raise ConfigError(f"model: {e}") from None
     elif arch == "plif_dvs":  # the PLIF paper's event-frame network; frames come in as [T, B, 2, H, W]
         if isinstance(m["hidden"], list) or isinstance(m["channels"], list):
             raise ConfigError("model.hidden / model.channels: plif_dvs takes one int each (FC width, conv channels)")

@@ -149,3 +149,47 @@ def test_the_lock_file_is_removed_and_reused_safely(tmp_path):
     with build_lock(target) as waited:
         assert not waited
     assert os.listdir(tmp_path) == []
+
+
+# the stand-in writer, parked inside its lock before it writes its first recording
+PARKED_STANDIN = textwrap.dedent("""
+    import sys
+    from snnedu.data import dvs_sim
+    real = dvs_sim._gesture_recording
+    def parked(*a, **k):
+        if not getattr(parked, "done", False):
+            parked.done = True
+            print("parked", flush=True)
+            sys.stdin.readline()
+        return real(*a, **k)
+    dvs_sim._gesture_recording = parked
+    dvs_sim.write_gesture_standin(sys.argv[1], n_train_users=1, n_test_users=1, lightings=("led",), size=16,
+                                  seed=3, progress=False)
+""")
+SECOND_STANDIN = ("import sys; from snnedu.data import dvs_sim; dvs_sim.write_gesture_standin(sys.argv[1], "
+                  "n_train_users=1, n_test_users=1, lightings=('led',), size=16, seed=3, progress=False)")
+
+
+def test_two_processes_asking_for_one_stand_in_take_turns(tmp_path):
+    """Two study workers used to generate the same stand-in at once, each deleting the other's files."""
+    root = tmp_path / "standin"
+    script = tmp_path / "parked_standin.py"
+    script.write_text(PARKED_STANDIN)
+    first = subprocess.Popen([sys.executable, str(script), str(root)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=_env(tmp_path))
+    assert first.stdout.readline().strip() == "parked", first.stderr.read()
+    second = subprocess.Popen([sys.executable, "-c", SECOND_STANDIN, str(root)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=_env(tmp_path))
+    line = _wait_for_waiting_line(second)
+    assert line.strip().endswith("DvsGesture")
+    first.stdin.write("go\n")
+    first.stdin.flush()
+    out1, err1 = first.communicate()
+    out2, err2 = second.communicate()
+    assert first.returncode == 0 and second.returncode == 0, err1 + err2
+    assert "generated SimGesture-11" in out1 and "reusing SimGesture-11" in out2   # built once, then reused
+    fresh = write_gesture_standin(tmp_path / "fresh", n_train_users=1, n_test_users=1, lightings=("led",), size=16,
+                                  seed=3, progress=False)
+    for f in sorted(fresh.iterdir()):
+        assert (root / "DvsGesture" / f.name).read_bytes() == f.read_bytes(), f.name
+    assert sorted(os.listdir(root)) == ["DvsGesture"]          # no lock file left behind

@@ -46,6 +46,7 @@ from ..errors import DataError, HyperParameterError, InputError
 from .aedat import atomic_write_bytes, write_aedat20, write_aedat31
 from .cifar10 import SYNTH_CLASSES, synthetic_cifar10
 from .events import make_events
+from .frame_cache import build_lock
 
 __all__ = ["simulate_dvs", "background_noise", "gesture_video", "write_gesture_standin",
            "write_cifar10dvs_standin", "GESTURE_CLASSES", "GESTURE_STANDIN_SOURCE",
@@ -545,28 +546,32 @@ def write_gesture_standin(root, *, n_train_users: int = 4, n_test_users: int = 2
     if _reuse(folder, wanted, files, what):
         return folder
 
-    start = time.perf_counter()
-    own = [f for pat in ("user*.aedat", "user*_labels.csv") for f in folder.glob(pat)] if folder.is_dir() else []
-    _start_writing(folder, GESTURE_STANDIN_SOURCE, own)
-    n_events = 0
-    with tqdm(total=len(recordings), desc="SimGesture-11 stand-in", unit="rec", leave=False,
-              disable=_bars_off(progress)) as bar:
-        for u in range(1, n_users + 1):
-            for li, name in enumerate(names[u]):
-                events, rows = _gesture_recording(u, li, repeats=repeats, size=size, seed=seed)
-                write_aedat31(folder / name, events, labels=rows, start_time=_STANDIN_START_TIME,
-                              durable=False)
-                n_events += events.size
-                bar.update(1)
-    atomic_write_bytes(folder / "trials_to_train.txt", "".join(n + "\n" for n in train).encode())
-    atomic_write_bytes(folder / "trials_to_test.txt", "".join(n + "\n" for n in test).encode())
-    mapping = "action,label\n" + "".join(f"{c},{i + 1}\n" for i, c in enumerate(GESTURE_CLASSES))
-    atomic_write_bytes(folder / "gesture_mapping.csv", mapping.encode())
-    _finish_writing(folder, {**wanted, "n_recordings": len(recordings),
-                             "n_gestures": len(recordings) * 11 * repeats, "n_events": int(n_events)})
-    print(f"snnedu data: generated {GESTURE_STANDIN_SOURCE}: {what}, {n_events:,} events (seed {seed}) in "
-          f"{time.perf_counter() - start:.1f} s -> {folder}")
-    return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with build_lock(folder) as waited:  # two processes asking for one stand-in take turns
+        if waited and _reuse(folder, wanted, files, what):
+            return folder
+        start = time.perf_counter()
+        own = [f for pat in ("user*.aedat", "user*_labels.csv") for f in folder.glob(pat)] if folder.is_dir() else []
+        _start_writing(folder, GESTURE_STANDIN_SOURCE, own)
+        n_events = 0
+        with tqdm(total=len(recordings), desc="SimGesture-11 stand-in", unit="rec", leave=False,
+                  disable=_bars_off(progress)) as bar:
+            for u in range(1, n_users + 1):
+                for li, name in enumerate(names[u]):
+                    events, rows = _gesture_recording(u, li, repeats=repeats, size=size, seed=seed)
+                    write_aedat31(folder / name, events, labels=rows, start_time=_STANDIN_START_TIME,
+                                  durable=False)
+                    n_events += events.size
+                    bar.update(1)
+        atomic_write_bytes(folder / "trials_to_train.txt", "".join(n + "\n" for n in train).encode())
+        atomic_write_bytes(folder / "trials_to_test.txt", "".join(n + "\n" for n in test).encode())
+        mapping = "action,label\n" + "".join(f"{c},{i + 1}\n" for i, c in enumerate(GESTURE_CLASSES))
+        atomic_write_bytes(folder / "gesture_mapping.csv", mapping.encode())
+        _finish_writing(folder, {**wanted, "n_recordings": len(recordings),
+                                 "n_gestures": len(recordings) * 11 * repeats, "n_events": int(n_events)})
+        print(f"snnedu data: generated {GESTURE_STANDIN_SOURCE}: {what}, {n_events:,} events (seed {seed}) in "
+              f"{time.perf_counter() - start:.1f} s -> {folder}")
+        return folder
 
 
 # --------------------------------------------------------------------------------------------------
@@ -663,27 +668,31 @@ def write_cifar10dvs_standin(root, *, n_per_class: int = 40, size: int = 128, se
     if _reuse(folder, wanted, files, what):
         return folder
 
-    start = time.perf_counter()
-    own = [f for c in classes if (folder / c).is_dir() for f in (folder / c).glob(f"cifar10_{c}_*.aedat")]
-    _start_writing(folder, CIFAR10DVS_STANDIN_SOURCE, own)
-    images, labels, _, _ = synthetic_cifar10(10 * n_per_class, 10, seed)
-    images, labels = images.numpy(), labels.numpy()
-    n_events = 0
-    with tqdm(total=len(files), desc="SimDVS-SynthShapes-10 stand-in", unit="file", leave=False,
-              disable=_bars_off(progress)) as bar:
-        for c, name in enumerate(classes):
-            (folder / name).mkdir(parents=True, exist_ok=True)
-            for i, k in enumerate(np.flatnonzero(labels == c)[:n_per_class]):
-                rng = _child_rng(seed, 2, c, i)
-                n_frames = int(rng.integers(24, 37))
-                duration = int(rng.integers(250_000, 350_001))
-                video, ts = _monitor_video(images[k], rng, size=size, n_frames=n_frames, duration_us=duration)
-                ev = simulate_dvs(video, ts, contrast_threshold=rng.uniform(0.18, 0.25), refractory_us=1000,
-                                  noise_rate_hz=rng.uniform(0.05, 0.15), seed=int(rng.integers(2 ** 31)))
-                write_aedat20(folder / name / f"cifar10_{name}_{i}.aedat", ev, durable=False)
-                n_events += ev.size
-                bar.update(1)
-    _finish_writing(folder, {**wanted, "n_recordings": len(files), "n_events": int(n_events)})
-    print(f"snnedu data: generated {CIFAR10DVS_STANDIN_SOURCE}: {what}, {n_events:,} events (seed {seed}) in "
-          f"{time.perf_counter() - start:.1f} s -> {folder}")
-    return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with build_lock(folder) as waited:  # two processes asking for one stand-in take turns
+        if waited and _reuse(folder, wanted, files, what):
+            return folder
+        start = time.perf_counter()
+        own = [f for c in classes if (folder / c).is_dir() for f in (folder / c).glob(f"cifar10_{c}_*.aedat")]
+        _start_writing(folder, CIFAR10DVS_STANDIN_SOURCE, own)
+        images, labels, _, _ = synthetic_cifar10(10 * n_per_class, 10, seed)
+        images, labels = images.numpy(), labels.numpy()
+        n_events = 0
+        with tqdm(total=len(files), desc="SimDVS-SynthShapes-10 stand-in", unit="file", leave=False,
+                  disable=_bars_off(progress)) as bar:
+            for c, name in enumerate(classes):
+                (folder / name).mkdir(parents=True, exist_ok=True)
+                for i, k in enumerate(np.flatnonzero(labels == c)[:n_per_class]):
+                    rng = _child_rng(seed, 2, c, i)
+                    n_frames = int(rng.integers(24, 37))
+                    duration = int(rng.integers(250_000, 350_001))
+                    video, ts = _monitor_video(images[k], rng, size=size, n_frames=n_frames, duration_us=duration)
+                    ev = simulate_dvs(video, ts, contrast_threshold=rng.uniform(0.18, 0.25), refractory_us=1000,
+                                      noise_rate_hz=rng.uniform(0.05, 0.15), seed=int(rng.integers(2 ** 31)))
+                    write_aedat20(folder / name / f"cifar10_{name}_{i}.aedat", ev, durable=False)
+                    n_events += ev.size
+                    bar.update(1)
+        _finish_writing(folder, {**wanted, "n_recordings": len(files), "n_events": int(n_events)})
+        print(f"snnedu data: generated {CIFAR10DVS_STANDIN_SOURCE}: {what}, {n_events:,} events (seed {seed}) in "
+              f"{time.perf_counter() - start:.1f} s -> {folder}")
+        return folder
