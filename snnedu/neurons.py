@@ -494,8 +494,10 @@ class PMLF(MLF):
     decay per unit; see the book's chapter 7 and its Paper settings appendix): the update keeps MLF's
     multiplicative form :math:`u = \lambda u (1 - o) + x`, the decay is one scalar per unit (not per
     neuron), and :math:`w_0 = \ln(\lambda_0/(1-\lambda_0))` so that
-    ``decay_init = 0.25`` starts exactly at MLF's setting. With :math:`w` frozen at its initial
-    value PMLF computes what MLF computes.
+    ``decay_init = 0.25`` starts at MLF's setting up to float32 rounding: :math:`\sigma(w_0)` is stored as
+    0.25 within one unit in the last place (the leak :math:`1 - \lambda_0` may come out as 0.7500000596),
+    so a frozen PMLF matches MLF with that decay bit for bit, and MLF with 0.25 to within rounding, not
+    exactly.
 
     Args:
         K (int): number of levels (default 3).

@@ -25,7 +25,8 @@ and, on a fixed probe of test images, each spiking layer's firing rate and its d
 fractions (:class:`snnedu.Monitor`), plus learned time constants and thresholds where there are any.
 With ``measure.eval_T`` (static images): the accuracy when the trained network runs with each of those
 ``T`` (``acc_at_T``), and the accuracy of every step's output on its own up to the largest of them
-(``acc_step``).
+(``acc_step``). Every cell also stores its final test confusion matrix (``confusion``: row = true
+class, column = predicted class, counts).
 """
 from __future__ import annotations
 
@@ -372,6 +373,10 @@ def _run_cell(cfg: dict, measure: dict) -> dict:
                      test_acc_val_selected=best["test_acc"])
     torch.manual_seed(20_000 + t["seed"])
     preds, labels = _predictions(model, test_loader)
+    n_cls = int(cfg["model"]["n_classes"])
+    # the final epoch's test confusion matrix: row = true class, column = predicted class (counts)
+    final["confusion"] = torch.bincount(labels.long() * n_cls + preds.long(), minlength=n_cls * n_cls
+                                        ).view(n_cls, n_cls).tolist()
     if measure["repeat"]:
         again, _ = _predictions(model, test_loader)
         final["repeat_agree"] = _acc(preds, again)

