@@ -68,7 +68,7 @@ def _call(fn, *args, **fixed):
 
 def _calls():
     from snnedu import config, determinism, distributed, functional, kernels, layers, monitor, viz
-    from snnedu.data import aedat, cifar10, common, dvs, dvs_sim, events, frame_cache, mnist
+    from snnedu.data import aedat, cifar10, common, dvs, dvs_sim, events, frame_cache, mnist, nmnist, tonic_adapter
     from snnedu.decay import LearnableDecay
     from snnedu.kernels import cpu
     from snnedu.kernels import triton_neuron
@@ -100,6 +100,9 @@ def _calls():
         "snnedu.data.frame_cache.build_frame_cache": _call(frame_cache.build_frame_cache, "unused", {}, [], None,
                                                            frame_shape=(1, 2, 1, 1)),
         "snnedu.data.mnist.load_mnist": _call(mnist.load_mnist),
+        "snnedu.data.nmnist.load_nmnist": _call(nmnist.load_nmnist),
+        "snnedu.data.nmnist.write_nmnist_standin": _call(nmnist.write_nmnist_standin, "unused"),
+        "snnedu.data.tonic_adapter.from_tonic": _call(tonic_adapter.from_tonic, [], T=1),
         "snnedu.decay.LearnableDecay": _call(LearnableDecay),
         "snnedu.determinism.deterministic": _call(determinism.deterministic),
         "snnedu.determinism.set_deterministic": _call(determinism.set_deterministic),

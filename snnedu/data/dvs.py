@@ -83,10 +83,14 @@ class FrameSetting:
             ``snnedu.data.frames.NORMALIZATIONS``; ``None`` (default) keeps raw event counts.
         duration_us (int or None): window length in microseconds, required for
             ``split_by='duration'`` (default ``None``).
+        sensor_size (int or tuple of int or None): the sensor ``H`` (square) or ``(H, W)`` in pixels,
+            snnedu's (rows, columns) order; ``None`` (default) is the 128x128 DVS128 of DVS128 Gesture
+            and CIFAR10-DVS (e.g. ``34`` for N-MNIST). It enters :meth:`key` only when it is not 128x128,
+            so the caches of the two 128x128 datasets keep their keys.
     """
 
     def __init__(self, T: int, split_by: str = "number", size=None, normalization: Optional[str] = None,
-                 duration_us: Optional[int] = None):
+                 duration_us: Optional[int] = None, sensor_size=None):
         if not isinstance(T, (int, np.integer)) or isinstance(T, bool) or T < 1:
             raise HyperParameterError(f"T must be a positive int, got {short_repr(T)}")
         if split_by not in SPLIT_MODES:
@@ -96,13 +100,15 @@ class FrameSetting:
         if split_by == "duration" and (duration_us is None or duration_us <= 0):
             raise HyperParameterError("split_by='duration' needs duration_us > 0")
         self.T, self.split_by, self.normalization = int(T), split_by, normalization
-        self.size = as_size(size) if size is not None else (SENSOR, SENSOR)
-        if self.size[0] > SENSOR or self.size[1] > SENSOR:
-            raise HyperParameterError(f"size must be at most the {SENSOR}x{SENSOR} sensor, got {self.size}")
+        self.sensor = as_size(sensor_size, "sensor_size") if sensor_size is not None else (SENSOR, SENSOR)
+        self.size = as_size(size) if size is not None else self.sensor
+        if self.size[0] > self.sensor[0] or self.size[1] > self.sensor[1]:
+            raise HyperParameterError(f"size must be at most the {self.sensor[0]}x{self.sensor[1]} sensor, "
+                                      f"got {self.size}")
         self.duration_us = int(duration_us) if duration_us is not None else None
 
     def frames(self, events: np.ndarray) -> np.ndarray:
-        return events_to_frames(events, self.T, split_by=self.split_by, sensor_size=SENSOR, size=self.size,
+        return events_to_frames(events, self.T, split_by=self.split_by, sensor_size=self.sensor, size=self.size,
                                 normalization=self.normalization, duration_us=self.duration_us)
 
     @property
@@ -110,8 +116,11 @@ class FrameSetting:
         return (self.T, 2, *self.size)
 
     def key(self) -> Dict:
-        return {"T": self.T, "split_by": self.split_by, "size": list(self.size),
-                "normalization": self.normalization, "duration_us": self.duration_us}
+        key = {"T": self.T, "split_by": self.split_by, "size": list(self.size),
+               "normalization": self.normalization, "duration_us": self.duration_us}
+        if self.sensor != (SENSOR, SENSOR):
+            key["sensor_size"] = list(self.sensor)
+        return key
 
     def describe(self) -> str:
         extra = f", {self.duration_us} µs windows" if self.duration_us else ""
