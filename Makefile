@@ -16,6 +16,11 @@ STAMP      := $(VENV)/.snnedu-requirements-installed
 MATHJAX_VERSION := 3.2.2
 MATHJAX    := book/_static/mathjax/tex-chtml.js
 PYTEST_ARGS ?=
+# The peers of requirements-bench.txt (benchmarks and tests/test_nir.py), beside the venv; see bench-extra below.
+BENCH_EXTRA ?= $(HOME)/.cache/snnedu/bench-extra
+BENCH_HASH  := $(shell sha256sum requirements-bench.txt | cut -c1-12)
+export SNNEDU_BENCH_EXTRA := $(BENCH_EXTRA)
+BENCH_STAMP := $(BENCH_EXTRA)/.snnedu-bench-installed-$(BENCH_HASH)
 
 .PHONY: all venv install test unit nbval book clean-book mathjax bench bench-extra gpu-check gpu-wheels
 
@@ -43,14 +48,16 @@ install: venv
 # notebooks (--dist loadfile: a notebook's cells share one kernel, so they stay on one worker). Each
 # worker, and each notebook kernel it starts, computes on one thread (OMP_NUM_THREADS; tests that need
 # more set it themselves): two workers of two threads on two cores spin-wait on each other.
+# The NIR round-trip tests (tests/test_nir.py) run the peers' importers, so the peers are installed first
+# (BENCH_STAMP below, --no-deps into their own directory; the test appends it to sys.path).
 PYTEST_WORKERS ?= 2
 TEST_THREADS ?= 1
-test: install $(MATHJAX)
+test: install $(BENCH_STAMP) $(MATHJAX)
 	cd $(CURDIR) && TQDM_DISABLE=1 OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest tests notebooks --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider \
 		-n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
-unit: install
+unit: install $(BENCH_STAMP)
 	TQDM_DISABLE=1 OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest tests -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 nbval: install
@@ -70,11 +77,9 @@ book: install $(MATHJAX)
 clean-book:
 	rm -rf _build
 
-# Benchmark peers (requirements-bench.txt): --no-deps into a directory of their own that only the
-# benchmark runner puts on sys.path, so the main venv stays exactly as requirements.txt says.
-BENCH_EXTRA ?= $(HOME)/.cache/snnedu/bench-extra
-BENCH_HASH  := $(shell sha256sum requirements-bench.txt | cut -c1-12)
-BENCH_STAMP := $(BENCH_EXTRA)/.snnedu-bench-installed-$(BENCH_HASH)
+# Benchmark peers (requirements-bench.txt): --no-deps into BENCH_EXTRA (defined at the top: `test` needs it)
+# that only the benchmark runner and tests/test_nir.py put on sys.path, so the main venv stays exactly as
+# requirements.txt says.
 BENCH_ARGS  ?=
 
 $(BENCH_STAMP): | venv
