@@ -64,7 +64,8 @@ def main(argv=None) -> int:
     pp.add_argument("--split", choices=("train", "test", "both"), default="both")
     pp.add_argument("--rebuild", action="store_true", help="discard an existing cache first")
     pp.add_argument("--no-progress", action="store_true", help="no progress bar")
-    bm = sub.add_parser("benchmark", help="time snnedu against SpikingJelly, snnTorch, Norse (from a clone)")
+    bm = sub.add_parser("benchmark", help="time snnedu against SpikingJelly, snnTorch, Norse (in a clone of the "
+                                          "repository, like `make bench`)")
     bm.add_argument("args", nargs="*", help="arguments of benchmarks/run.py, e.g. --quick (see its --help)")
     args = parser.parse_args(argv)
     command = {"preprocess": _preprocess, "study": _study, "check": _check, "train": _train,
@@ -128,20 +129,24 @@ _EXAMPLES = """examples:
   python -m snnedu study studies/*.yaml --check                        # are stored results up to date?
   python -m snnedu preprocess dvs128-gesture --root DATA --T 20 --split-by number
   python -m snnedu preprocess cifar10-dvs --root DATA --T 10 --size 48
-  python -m snnedu benchmark --quick                                   # from a clone of the repository
+  python -m snnedu benchmark --quick                                   # in a clone (= make bench BENCH_ARGS=--quick)
   torchrun --nproc_per_node=2 -m snnedu train CONFIG                   # several GPUs (DDP)
 """
 
 
 def _benchmark(argv) -> int:
-    """Run ``benchmarks/run.py`` of the repository this package was installed from (editable install)."""
+    """Run ``benchmarks/run.py`` of the repository this package is imported from (a clone, installed
+    editable by ``make install``). The benchmarks are not part of the installed package: they compare
+    against peer libraries installed beside the clone (``make bench-extra``), so a non-editable install
+    says where to run them instead of failing on an import."""
     import importlib
     from pathlib import Path
 
     repo = Path(__file__).resolve().parent.parent
-    if not (repo / "benchmarks" / "run.py").exists():
-        print("snnedu: the benchmarks live in the repository (benchmarks/run.py); run this from a clone "
-              "installed with `make install` or `pip install -e .`", file=sys.stderr)
+    if not ((repo / "pyproject.toml").is_file() and (repo / "benchmarks" / "run.py").is_file()):
+        print("snnedu: `benchmark` runs benchmarks/run.py of the snnedu repository, which is not part of an "
+              "installed package; in a clone, run `make bench` (BENCH_ARGS=--quick for a short run)",
+              file=sys.stderr)
         return 2
     sys.path.insert(0, str(repo))
     run = importlib.import_module("benchmarks.run")

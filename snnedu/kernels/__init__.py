@@ -18,6 +18,9 @@ one neuron family and dtype is listed in :data:`TRITON_KNOWN_BAD` until it is fi
 runs the reference for that family and dtype, with a warning. Force one with :func:`set_backend`, the context manager
 :func:`use_backend`, or the environment variable ``SNNEDU_BACKEND``. A forced backend that cannot run
 a given call (e.g. ``"cpu"`` on a CUDA tensor) raises a clear error instead of silently switching.
+
+``torch.compile`` works on the ``"cpu"`` path, whose kernels are registered as PyTorch operators
+(:mod:`snnedu.kernels.cpu`); the ``"triton"`` path is an autograd Function, tested in eager mode only.
 """
 from __future__ import annotations
 
