@@ -193,3 +193,20 @@ def test_two_processes_asking_for_one_stand_in_take_turns(tmp_path):
     for f in sorted(fresh.iterdir()):
         assert (root / "DvsGesture" / f.name).read_bytes() == f.read_bytes(), f.name
     assert sorted(os.listdir(root)) == ["DvsGesture"]          # no lock file left behind
+
+
+def test_different_stand_in_settings_get_different_default_folders(tmp_path, monkeypatch):
+    """A study and a test asking for different stand-ins used to share one default folder, so each
+    regenerated it under the other's feet (a study once died on 'listed in trials_to_train.txt but missing')."""
+    from snnedu.data import load_dvs128_gesture
+
+    monkeypatch.setenv("SNNEDU_DATA", str(tmp_path / "data"))
+    small = dict(n_train_users=1, n_test_users=1, lightings=["led"], size=16, progress=False)
+    a = load_dvs128_gesture(None, T=2, size=16, progress=False, standin_kwargs=small)
+    b = load_dvs128_gesture(None, T=2, size=16, progress=False, standin_kwargs={**small, "seed": 1})
+    folders = sorted(p.name for p in (tmp_path / "data").iterdir() if p.name.startswith("dvs128-gesture-standin"))
+    assert len(folders) == 2                                   # one folder per setting
+    assert len(a.train) == len(b.train) == 11
+    again = load_dvs128_gesture(None, T=2, size=16, progress=False, standin_kwargs=small)   # reused, not rebuilt
+    assert sorted(p.name for p in (tmp_path / "data").iterdir() if p.name.startswith("dvs128-gesture-standin")) \
+        == folders and len(again.train) == 11

@@ -394,7 +394,13 @@ def _resolve(dataset: str, root, download: bool, offline_fallback: bool, standin
 
     kw = dict(standin_kwargs or {})
     kw.setdefault("progress", progress)
-    sroot = Path(kw.pop("root", data_root() / f"{dataset}-standin"))
+    if "root" in kw:
+        sroot = Path(kw.pop("root"))
+    else:
+        # one folder per stand-in setting: two runs asking for different stand-ins (a study and a test, say)
+        # never regenerate one folder under each other's feet while the other reads it
+        settings = json.dumps({k: v for k, v in sorted(kw.items()) if k != "progress"}, sort_keys=True, default=str)
+        sroot = data_root() / f"{dataset}-standin-{hashlib.sha256(settings.encode()).hexdigest()[:10]}"
     if dataset == "dvs128-gesture":
         folder = Path(dvs_sim.write_gesture_standin(sroot, **kw))
         folder = find_gesture_root(folder) or folder
