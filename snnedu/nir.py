@@ -21,17 +21,14 @@ One forward-Euler step of length ``dt`` gives :math:`v \leftarrow v + \frac{dt}{
 + r I\big)`. With snnedu's time constant in steps :math:`\tau_s` (leak :math:`k = 1/\tau_s`) this is
 snnedu's update exactly when
 
-=====================================  =====================  ====================  =========================
-snnedu                                 ``tau`` (seconds)      ``r``                 ``v_leak``
-=====================================  =====================  ====================  =========================
-``IF``                                 (``nir.IF``)           ``1 / dt``            —
-``LIF``, ``decay_input=True`` (Form A)  ``tau_s * dt``         ``1``                 ``v_reset``
-``LIF``, ``decay_input=False`` (Form B,  ``tau_s * dt``         ``tau_s``             ``v_reset``
-``LIF.stbp``: :math:`\lambda = 1 - 1/\tau_s`)
-``PLIF`` (per layer or per neuron)     ``tau_s * dt`` each    ``1`` or ``tau_s``    ``v_reset``
-``MLF`` / ``PMLF`` / ``PMLF3``         ``K`` Form-B ``LIF`` nodes, thresholds ``V_th + k a``, fed by the
-                                       same edge; the next node sums their spikes
-=====================================  =====================  ====================  =========================
+- ``IF``: a ``nir.IF`` with ``r = 1 / dt``;
+- ``LIF`` with ``decay_input=True`` (Form A): ``tau = tau_s * dt``, ``r = 1``, ``v_leak = v_reset``;
+- ``LIF`` with ``decay_input=False`` (Form B, also ``LIF.stbp``, :math:`\lambda = 1 - 1/\tau_s`):
+  ``tau = tau_s * dt``, ``r = tau_s``, ``v_leak = v_reset``;
+- ``PLIF`` (per layer or per neuron): ``tau = tau_s * dt`` for each neuron, ``r = 1`` or ``tau_s`` as
+  above, ``v_leak = v_reset``;
+- ``MLF`` / ``PMLF`` / ``PMLF3``: ``K`` Form-B ``LIF`` nodes with thresholds ``V_th + k a``, fed by the
+  same edge; the next node sums their spikes.
 
 (Form A: :math:`H = V + k(X - (V - V_{reset}))`, so the input is scaled by :math:`k = dt/\tau`,
 i.e. ``r = 1``; Form B: :math:`H = V - k(V - V_{reset}) + X`, the input enters unscaled, so
@@ -91,7 +88,7 @@ from .neurons import IF, LIF, MLF, PLIF, BaseNeuron
 
 __all__ = ["export_nir", "import_nir", "NIRError", "NIRGraphModule", "DEFAULT_DT"]
 
-#: Default time step in seconds: SpikingJelly's default and snnTorch's hard-coded value.
+#: The default time step, in seconds (SpikingJelly's default and snnTorch's hard-coded value).
 DEFAULT_DT = 1e-4
 
 _RTOL = 1e-6

@@ -197,7 +197,7 @@ def write_nmnist_standin(root, *, n_train_per_class: int = 50, n_test_per_class:
     :func:`~snnedu.data.dvs_sim.simulate_dvs` (contrast threshold 0.3..0.4, refractory 1 ms, background
     activity 0.05..0.15 Hz per pixel) and writes ``root/NMNIST/Train/<d>/<i:05d>.bin`` and
     ``root/NMNIST/Test/<d>/<i:05d>.bin`` (:func:`write_nmnist_bin`), and last the marker
-    ``root/NMNIST/snnedu_standin.json`` naming :data:`NMNIST_STANDIN_SOURCE`, the generator, the seed
+    ``root/NMNIST/snnedu_standin.json`` naming ``NMNIST_STANDIN_SOURCE``, the generator, the seed
     and the settings. Deterministic given the arguments, byte for byte. A folder holding the complete
     stand-in of the same settings is reused; a half-written one or one of other settings is
     regenerated; a folder with ``.bin`` files that snnedu did not write (the real N-MNIST?) raises

@@ -17,7 +17,7 @@ built-in surrogates. float16/bfloat16 (and, when called directly, float64) input
 float32 and returned in their dtype; the neuron modules send float64 to the reference instead
 (:func:`snnedu.kernels.chosen_backend`).
 
-The forward and backward loops are registered with :mod:`torch.library` as the operators
+The forward and backward loops are registered with ``torch.library`` as the operators
 ``snnedu::cpu_multistep`` and ``snnedu::cpu_multistep_backward``, with fake implementations (output
 shapes only) and the backward as their autograd rule, so ``torch.compile(model)`` (any backend,
 ``fullgraph=True`` too) and ``torch.jit.trace`` see one opaque operator per neuron layer instead of
