@@ -94,6 +94,8 @@ def version(library: str) -> Optional[str]:
         return snnedu.__version__
     if library == "naive":
         return None
+    if library == "torch":  # the copy_ of the roofline group
+        return torch.__version__
     try:
         from importlib.metadata import PackageNotFoundError, version as dist_version
         return dist_version(DISTRIBUTIONS[library])
@@ -246,6 +248,44 @@ def lif_runner(library: str, device: torch.device) -> Callable[[torch.Tensor], t
     raise ValueError(f"unknown library {library!r}")
 
 
+#: the neurons of the ``roofline`` group (issue 17): ``name -> what snnedu builds``
+ROOFLINE_NEURONS = {
+    "LIF": "LIF(tau=2), ATan(2)",
+    "PLIF": "PLIF(tau_init=2, per_neuron=True): one tau per neuron, ATan(2)",
+    "MLF": "MLF(K=3, v_threshold=0.6, a=1, decay=0.25): three levels, rectangular surrogate",
+    "LIF-STL": "LIF(tau=2, learn_threshold='neuron'): one learnable threshold per neuron, ATan(2)",
+}
+
+
+def neuron_runner(neuron: str, library: str, N: int,
+                  device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``run(x_seq) -> output`` of one neuron of :data:`ROOFLINE_NEURONS` (state reset per call).
+
+    Only the LIF exists in every library (:func:`lif_runner`); the other neurons are snnedu's alone:
+    for them any other library raises :class:`NotInstalled`.
+    """
+    if neuron == "LIF":
+        return lif_runner(library, device)
+    if library != "snnedu":
+        raise NotInstalled(f"{library}: no {neuron} in this benchmark")
+    import snnedu
+    if neuron == "PLIF":
+        m = snnedu.PLIF(tau_init=TAU, per_neuron=True, shape=(N,), v_threshold=V_TH, v_reset=V_RESET,
+                        surrogate="atan")
+    elif neuron == "MLF":
+        m = snnedu.MLF(K=3)
+    elif neuron == "LIF-STL":
+        m = snnedu.LIF(tau=TAU, v_threshold=V_TH, v_reset=V_RESET, surrogate="atan", learn_threshold="neuron")
+    else:
+        raise ValueError(f"unknown neuron {neuron!r}")
+    m = m.to(device)
+
+    def run(x_seq):
+        m.reset()
+        return m(x_seq)
+    return run
+
+
 # -- the PLIF DVS network --------------------------------------------------------------------------------
 @dataclass
 class DVSSetting:
@@ -332,6 +372,10 @@ class Variant:
     activate: Callable[[], None] = field(default=lambda: None)
     status: str = "ok"
     message: str = ""
+    #: untimed work run just before each timed ``step`` (e.g. the forward pass whose backward is timed)
+    prepare: Optional[Callable[[], None]] = None
+    #: what ``step`` times, in the ``roofline`` group: ``fwd``, ``bwd``, ``fwd+bwd`` or ``copy``
+    phase: Optional[str] = None
 
     @property
     def label(self) -> str:

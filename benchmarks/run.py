@@ -1,9 +1,9 @@
 """snnedu against SpikingJelly, snnTorch and Norse: forward+backward time, peak memory, DVS throughput.
 
-    python -m benchmarks.run [--quick] [--only cpu|memory|dvs[,...]] [--repeats 5] [--threads 2]
+    python -m benchmarks.run [--quick] [--only cpu|memory|dvs|roofline[,...]] [--repeats 5] [--threads 2]
                              [--device cpu|cuda] [--no-memory] [--libs snnedu,spikingjelly,...]
 
-Three groups (``--only`` picks some):
+Three groups by default (``--only`` picks some, and adds the fourth, ``roofline``):
 
 - ``cpu``: multi-step LIF forward+backward alone, ``T=64, B=16, N=4096`` and ``T=16, B=32, N=65536``.
 - ``memory``: the Open Neuromorphic setting, ``Linear(N, N)`` + LIF, ``B=16, T=500``,
@@ -12,6 +12,11 @@ Three groups (``--only`` picks some):
 - ``dvs``: samples/s of a training step of the PLIF DVS128 Gesture network (``T=16``, 128x128,
   ``B=16``; on CPU ``B=--dvs-batch``, default 4, so that it fits next to other work) against the
   same network built from SpikingJelly's layers.
+- ``roofline`` (only when named): LIF, PLIF (per-neuron tau), MLF K=3 and LIF with per-neuron learnable
+  thresholds at ``T`` in 1, 2, 4, 8, 16, 64 and ``B*N`` = 1 M and 4 M: forward, backward and
+  forward+backward times and their fraction of the copy roofline (:data:`BYTE_MODEL`), against
+  ``copy_`` of the same tensor timed in the same case; SpikingJelly's torch backend and the naive loop
+  beside the LIF. No peak memory. Its table goes below the others in ``latest.md``.
 
 Every variant of one case is timed in the same process, interleaved round by round (so a change in
 the machine's load hits all libraries alike), after one warm-up step; the median of ``--repeats``
@@ -44,7 +49,8 @@ import torch.nn as nn
 from . import peers
 from .peers import DVSSetting, NotInstalled, Unavailable, Variant
 
-GROUPS = ("cpu", "memory", "dvs")
+GROUPS = ("cpu", "memory", "dvs")  # the default run
+ALL_GROUPS = GROUPS + ("roofline",)  # ``roofline`` runs only when ``--only`` names it
 RESULTS = Path(__file__).resolve().parent / "results"
 REFERENCE = ("spikingjelly", "torch")  # ratios are to this variant of the same case
 PROBE_TAG = "SNNEDU_BENCH_PROBE "
@@ -64,6 +70,11 @@ def cases(group: str, args, device: torch.device) -> List[dict]:
             ns = [32] if q else ([4096, 8192, 16384] if device.type == "cuda" else [4096])
         T, B = (6, 2) if q else (500, 16)
         return [{"T": T, "B": B, "N": n} for n in ns]
+    if group == "roofline":
+        ts = [1, 4] if q else list(ROOFLINE_T)
+        sizes = [(2, 64)] if q else list(ROOFLINE_BN)
+        return [{"neuron": n, "T": T, "B": B, "N": N} for n in peers.ROOFLINE_NEURONS for B, N in sizes
+                for T in ts]
     if group == "dvs":
         if q:
             s = DVSSetting(T=2, batch=2, size=32, channels=4)
@@ -74,7 +85,103 @@ def cases(group: str, args, device: torch.device) -> List[dict]:
     raise ValueError(group)
 
 
+# -- the roofline group (issue 17) ----------------------------------------------------------------------
+ROOFLINE_T = (1, 2, 4, 8, 16, 64)
+ROOFLINE_BN = ((64, 16384), (64, 65536))  # B*N = 1 M and 4 M neurons-in-batch
+PHASES = ("fwd", "bwd", "fwd+bwd")
+#: on CPU the per-step loops (SpikingJelly torch, naive) keep several [T, B, N] tensors per step for their
+#: backward: at T=64, B*N=4 M (256 M elements, 1 GiB each) they outgrew 24 GB of RAM, so beyond this size
+#: only snnedu's fused path and the copy run
+PEER_MAX_ELEMENTS_CPU = 2 ** 26
+#: bytes per element of the [T, B, N] float32 sequence that a fused kernel must move at least
+BYTES_PER_ELEMENT = {
+    "fwd": 8,       # read x, write the output
+    "bwd": 12,      # read the output's gradient and x (potentials recomputed), write x's gradient
+    "fwd+bwd": 20,  # both
+    "copy": 8,      # dst.copy_(x): read x, write dst
+}
+BYTE_MODEL = ("bytes moved per element of the float32 [T, B, N] sequence, at least: forward 8 (read x, write "
+              "the output), backward 12 (read the output's gradient and x, recomputing the potentials, write "
+              "x's gradient), forward+backward 20; per-neuron parameters (N values) are left out. Copy "
+              "bandwidth = 8 bytes per element / median time of `dst.copy_(x)` on the same tensor in the same "
+              "case; fraction of the roofline = (bytes / time) / copy bandwidth")
+
+
+def roofline_bytes(phase: str, p: dict) -> int:
+    """The bytes ``phase`` must move at least on the case ``p`` (see :data:`BYTE_MODEL`)."""
+    return BYTES_PER_ELEMENT[phase] * p["T"] * p["B"] * p["N"]
+
+
+def roofline_fraction(phase: str, p: dict, t: float, copy_t: float) -> float:
+    """Achieved bandwidth of ``phase`` (``roofline_bytes / t``) over the copy's (``8 B/element / copy_t``)."""
+    return (roofline_bytes(phase, p) / t) / (roofline_bytes("copy", p) / copy_t)
+
+
+def roofline_variants(p: dict, libs, device: torch.device) -> List[Variant]:
+    """``copy_`` of the input, then forward, backward and forward+backward of each library's neuron.
+
+    All share one input tensor (built once); snnedu runs its fused backend only (the last of
+    :func:`peers.backends`); SpikingJelly and the naive loop only where the runner has the neuron (LIF).
+    """
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(p["T"], p["B"], p["N"], generator=g) * 1.5 + 0.5).to(device).requires_grad_(True)
+    dst = torch.empty_like(x, requires_grad=False)
+    copy = Variant("torch", "copy_", phase="copy")
+    copy.step = lambda: dst.copy_(x.detach())
+    out = [copy]
+    for lib in libs:
+        if lib not in ("snnedu", "naive", "spikingjelly") or (lib != "snnedu" and p["neuron"] != "LIF"):
+            continue
+        backend = peers.backends(lib, device)[-1] if lib == "snnedu" else peers.backends(lib, device)[0]
+        for phase in PHASES:
+            v = Variant(lib, backend, activate=peers.activator(lib, backend, device), phase=phase)
+            if lib != "snnedu" and device.type == "cpu" and x.numel() > PEER_MAX_ELEMENTS_CPU:
+                v.status, v.message = "unavailable", (f"not run: T*B*N = {x.numel() / 2 ** 20:.0f} M elements "
+                                                      f"is above {PEER_MAX_ELEMENTS_CPU // 2 ** 20} M (per-step "
+                                                      f"loop's memory on CPU)")
+                out.append(v)
+                continue
+            try:
+                run = peers.neuron_runner(p["neuron"], lib, p["N"], device)
+                v.activate()
+            except NotInstalled as e:
+                v.status, v.message = "not installed", str(e)
+                out.append(v)
+                continue
+            except Exception as e:  # noqa: BLE001
+                v.status, v.message = "unavailable", f"{type(e).__name__}: {e}"
+                out.append(v)
+                continue
+            v.step, v.prepare = _phase_step(phase, run, x)
+            out.append(v)
+    return out
+
+
+def _phase_step(phase: str, run, x: torch.Tensor):
+    """``(step, prepare)`` timing ``phase`` of ``run`` on ``x`` (loss = sum of the output)."""
+    if phase == "fwd":
+        def fwd():
+            run(x)
+        return fwd, None
+    if phase == "fwd+bwd":
+        def both():
+            x.grad = None
+            run(x).sum().backward()
+        return both, None
+    held = {}
+
+    def prepare():
+        x.grad = None
+        held["loss"] = run(x).sum()
+
+    def bwd():
+        held.pop("loss").backward()
+    return bwd, prepare
+
+
 def case_name(group: str, p: dict) -> str:
+    if group == "roofline":
+        return f"{p['neuron']} T={p['T']} B={p['B']} N={p['N']}"
     if group == "cpu":
         return f"LIF fwd+bwd T={p['T']} B={p['B']} N={p['N']}"
     if group == "memory":
@@ -128,6 +235,8 @@ def build(group: str, p: dict, library: str, backend: Optional[str], device: tor
 
 
 def variants_of(group: str, p: dict, libs, device: torch.device) -> List[Variant]:
+    if group == "roofline":
+        return roofline_variants(p, libs, device)
     out = []
     for lib in libs:
         if group == "dvs" and lib not in ("snnedu", "spikingjelly"):
@@ -147,6 +256,8 @@ def _try(v: Variant, device: torch.device) -> bool:
     """Run one (warm-up) step; a failure marks the variant unavailable instead of ending the run."""
     try:
         v.activate()
+        if v.prepare is not None:
+            v.prepare()
         v.step()
         _sync(device)
         return True
@@ -161,6 +272,8 @@ def time_interleaved(variants: List[Variant], repeats: int, device: torch.device
     for _ in range(repeats):
         for v in ok:
             v.activate()
+            if v.prepare is not None:  # untimed (the forward pass of a timed backward)
+                v.prepare()
             gc.collect()
             _sync(device)
             t0 = time.perf_counter()
@@ -285,7 +398,110 @@ def _fmt_time(t: Optional[float]) -> str:
     return "—" if t is None else (f"{t:.3f}" if t >= 0.01 else f"{t:.2e}")
 
 
+ROOFLINE_MARK = "<!-- roofline group: written by `python -m benchmarks.run --only roofline` -->"
+
+
 def markdown(result: dict) -> str:
+    """The tables of ``result``: the comparison table of its cpu/memory/dvs rows, then (when it has any)
+    the roofline table of its ``roofline`` rows, after :data:`ROOFLINE_MARK`."""
+    main = [r for r in result["rows"] if r["group"] != "roofline"]
+    roof = [r for r in result["rows"] if r["group"] == "roofline"]
+    parts = []
+    if main or not roof:
+        parts.append(_markdown_main(result, main))
+    if roof:
+        parts.append(ROOFLINE_MARK + "\n\n" + markdown_roofline(result, roof))
+    return "\n".join(parts)
+
+
+def _machine_line(m: dict) -> str:
+    return (f"**Machine:** {m['machine']} · **device:** {m['device']} · **threads:** {m['threads']} · "
+            f"**torch** {m['torch']} · **date:** {m['date']}" + (" · **quick smoke run**" if m["quick"] else ""))
+
+
+def _load_note(m: dict) -> str:
+    return (f"Load average (1 min) at start / end: {m['load_start']} / {m['load_end']} on "
+            f"{m['machine_info']['logical_cpus']} logical CPUs"
+            + (" — other work was running, so times are indicative." if m["loaded"] else "."))
+
+
+def _ms(t: Optional[float]) -> str:
+    return "—" if t is None else (f"{t * 1e3:.3g}" if t < 1 else f"{t * 1e3:.0f}")
+
+
+def _bn(p: dict) -> str:
+    bn = p["B"] * p["N"]
+    return (f"{bn / 2 ** 20:.0f} M" if bn >= 2 ** 20 else str(bn)) + f" ({p['B']}×{p['N']})"
+
+
+def markdown_roofline(result: dict, rows: List[dict]) -> str:
+    """One line per (case, library): forward, backward and forward+backward times, their fractions of
+    the copy roofline and the forward+backward ratio to SpikingJelly's torch backend."""
+    m = result["meta"]
+    lines = [
+        "## Fused neurons against the copy roofline", "",
+        _machine_line(m), "",
+        f"Median of {m['repeats']} steps after one warm-up; in each case the copy, and the forward, backward "
+        f"and forward+backward of every library, are timed interleaved in the same process (backward: the "
+        f"forward pass runs untimed just before). snnedu runs its fused backend. Byte model: {BYTE_MODEL}. "
+        f"Ratio = forward+backward time / SpikingJelly `torch` backend's (LIF only: the other neurons are "
+        f"snnedu's alone here). " + _load_note(m), "",
+        "| neuron | T | B×N | library (backend) | fwd ms | bwd ms | fwd+bwd ms | roofline fwd | roofline bwd "
+        "| roofline fwd+bwd | ratio to SJ torch | copy ms (GB/s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    by_case: Dict[str, List[dict]] = {}
+    for r in rows:
+        by_case.setdefault(r["case"], []).append(r)
+    for case, rs in by_case.items():
+        p = rs[0]["params"]
+        copy = next((r for r in rs if r["phase"] == "copy"), None)
+        copy_cell = "—"
+        if copy and copy["time_s"]:
+            gbs = roofline_bytes("copy", p) / copy["time_s"] / 1e9
+            copy_cell = f"{_ms(copy['time_s'])} ({gbs:.1f})"
+        libs = []
+        for r in rs:
+            if r["phase"] != "copy" and (r["library"], r["backend"]) not in libs:
+                libs.append((r["library"], r["backend"]))
+        for lib, backend in libs:
+            ph = {r["phase"]: r for r in rs if (r["library"], r["backend"]) == (lib, backend)}
+            if all(ph[k]["status"] != "ok" for k in ph):
+                cells = [next(iter(ph.values()))["status"]] + ["—"] * 6
+            else:
+                cells = [_ms(ph[k]["time_s"]) if k in ph else "—" for k in PHASES]
+                cells += ["—" if k not in ph or ph[k]["roofline_fraction"] is None
+                          else f"{100 * ph[k]['roofline_fraction']:.0f} %" for k in PHASES]
+                ratio = ph.get("fwd+bwd", {}).get("ratio_to_sj_torch")
+                cells.append("—" if ratio is None else f"{ratio:.2f}")
+            lines.append(f"| {p['neuron']} | {p['T']} | {_bn(p)} | "
+                         f"{lib} ({backend}) | " + " | ".join(cells) + f" | {copy_cell} |")
+    lines += ["", "Neurons: " + "; ".join(f"{k}: {v}" for k, v in peers.ROOFLINE_NEURONS.items()) + "."]
+    skipped = [r for r in rows if r["status"] != "ok" and r["message"]]
+    if skipped:
+        lines += [""] + sorted({f"- {r['library']} ({r['backend']}), {r['case']}: {r['status']} — {r['message']}"
+                                for r in skipped})
+    return "\n".join(lines) + "\n"
+
+
+def write_latest(out: Path, result: dict) -> Path:
+    """``latest.md``: the new tables replace the old ones of the same kind; a run of the roofline group
+    alone keeps the comparison table above it, and a default run keeps the roofline table below it."""
+    latest = out / "latest.md"
+    old = latest.read_text() if latest.exists() else ""
+    old_main, _, old_roof = old.partition(ROOFLINE_MARK)
+    new_main, _, new_roof = markdown(result).partition(ROOFLINE_MARK)
+    has_main = any(r["group"] != "roofline" for r in result["rows"]) or not result["rows"]
+    main = new_main if has_main else old_main
+    roof = new_roof if any(r["group"] == "roofline" for r in result["rows"]) else old_roof
+    text = main.rstrip("\n") + "\n"
+    if roof.strip():
+        text += "\n" + ROOFLINE_MARK + "\n\n" + roof.strip("\n") + "\n"  # blank line before the mark
+    latest.write_text(text.lstrip("\n"))
+    return latest
+
+
+def _markdown_main(result: dict, rows: List[dict]) -> str:
     m = result["meta"]
     lines = [
         f"**Machine:** {m['machine']} · **device:** {m['device']} · **threads:** {m['threads']} · "
@@ -300,7 +516,7 @@ def markdown(result: dict) -> str:
         "| case | library (backend) | version | time (s) | ratio to SJ torch | samples/s | peak memory |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in result["rows"]:
+    for r in rows:
         if r["status"] == "ok":
             ratio = "—" if r["ratio_to_sj_torch"] is None else f"{r['ratio_to_sj_torch']:.2f}"
             sps = "—" if r.get("samples_per_s") is None else f"{r['samples_per_s']:.3g}"
@@ -309,10 +525,10 @@ def markdown(result: dict) -> str:
             cells = [r["status"], "—", "—", "—"]
         lines.append(f"| {r['case']} | {r['library']} ({r['backend']}) | {r['version'] or '—'} | "
                      + " | ".join(cells) + " |")
-    notes = sorted({(r["library"], r["note"]) for r in result["rows"] if r["note"]})
+    notes = sorted({(r["library"], r["note"]) for r in rows if r["note"]})
     if notes:
         lines += ["", "Neuron mapping: " + "; ".join(f"{lib}: {n}" for lib, n in notes) + "."]
-    skipped = [r for r in result["rows"] if r["status"] != "ok" and r["message"]]
+    skipped = [r for r in rows if r["status"] != "ok" and r["message"]]
     if skipped:
         lines += [""] + [f"- {r['library']} ({r['backend']}), {r['case']}: {r['status']} — {r['message']}"
                          for r in skipped]
@@ -329,7 +545,8 @@ def _load() -> Optional[float]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes, a smoke test of the harness (seconds)")
-    ap.add_argument("--only", default=",".join(GROUPS), help="comma list of groups: cpu, memory, dvs")
+    ap.add_argument("--only", default=",".join(GROUPS),
+                    help="comma list of groups: cpu, memory, dvs (the default), roofline")
     ap.add_argument("--repeats", type=int, help="timed steps per variant (default 5; --quick: 2)")
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -356,13 +573,13 @@ def main(argv=None) -> int:
         md = markdown(result)
         src.with_suffix(".md").write_text(md)
         if not result["meta"]["quick"]:
-            (src.parent / "latest.md").write_text(md)
+            write_latest(src.parent, result)
         print(f"wrote {src.with_suffix('.md')}")
         return 0
 
     groups = [g.strip() for g in args.only.split(",") if g.strip()]
     libs = [l.strip() for l in args.libs.split(",") if l.strip()]
-    for name, given, allowed in (("--only", groups, GROUPS), ("--libs", libs, peers.LIBRARIES)):
+    for name, given, allowed in (("--only", groups, ALL_GROUPS), ("--libs", libs, peers.LIBRARIES)):
         bad = [x for x in given if x not in allowed]
         if bad or not given:
             ap.error(f"{name}: unknown {bad or 'empty'}; allowed: {', '.join(allowed)}")
@@ -392,10 +609,13 @@ def main(argv=None) -> int:
                 name = case_name(group, p)
                 variants = variants_of(group, p, libs, device)
                 times = time_interleaved(variants, repeats, device)
-                ref = next((statistics.median(times[id(v)]) for v in variants
-                            if (v.library, v.backend) == REFERENCE and id(v) in times), None)
+                def med(v):
+                    return statistics.median(times[id(v)]) if id(v) in times else None
+
+                refs = {v.phase: med(v) for v in variants if (v.library, v.backend) == REFERENCE}
+                copy_t = next((med(v) for v in variants if v.phase == "copy"), None)
                 for v in variants:
-                    t = statistics.median(times[id(v)]) if id(v) in times else None
+                    t, ref = med(v), refs.get(v.phase)
                     row = {"group": group, "case": name, "params": p, "library": v.library,
                            "backend": peers.backend_label(v.library, v.backend), "version": peers.version(v.library),
                            "status": v.status, "message": v.message, "note": peers.NOTES.get(v.library, ""),
@@ -403,7 +623,13 @@ def main(argv=None) -> int:
                            "samples_per_s": (p["batch"] / t if group == "dvs" and t else None),
                            "peak_memory_bytes": None, "device": info["device"], "threads": args.threads,
                            "torch": torch.__version__, "date": meta["date"], "machine": info["machine"]}
-                    if v.status == "ok" and not args.no_memory:
+                    if group == "roofline":
+                        row.update(phase=v.phase, bytes=roofline_bytes(v.phase, p), copy_time_s=copy_t,
+                                   roofline_fraction=(roofline_fraction(v.phase, p, t, copy_t)
+                                                      if t and copy_t else None))
+                        if v.phase == "copy":
+                            row["ratio_to_sj_torch"] = None
+                    elif v.status == "ok" and not args.no_memory:
                         if device.type == "cuda":
                             row["peak_memory_bytes"] = cuda_peak(v, device)
                         else:
@@ -414,7 +640,10 @@ def main(argv=None) -> int:
                     rows.append(row)
                     shown = "—" if t is None else f"{t:.4f} s"
                     mem = _fmt_bytes(row["peak_memory_bytes"])
-                    print(f"  {name} | {v.label}: {shown if v.status == 'ok' else v.status} | peak {mem}",
+                    label = v.label + (f" {v.phase}" if v.phase else "")
+                    if row.get("roofline_fraction") is not None:
+                        shown += f" ({100 * row['roofline_fraction']:.0f} % of copy)"
+                    print(f"  {name} | {label}: {shown if v.status == 'ok' else v.status} | peak {mem}",
                           flush=True)
                 del variants
                 gc.collect()
@@ -432,8 +661,7 @@ def main(argv=None) -> int:
     (out / f"{stem}.md").write_text(md)
     written = [out / f"{stem}.json", out / f"{stem}.md"]
     if not args.quick:
-        (out / "latest.md").write_text(md)
-        written.append(out / "latest.md")
+        written.append(write_latest(out, result))
     print("wrote " + ", ".join(map(str, written)))
     return 0
 

@@ -82,3 +82,40 @@ def test_bad_arguments_exit_with_status_2(capsys):
             assert e.value.code == 2
     finally:
         sys.path.remove(str(ROOT))
+
+
+def test_roofline_group_cases_and_byte_model(tmp_path):
+    """The roofline case family (issue 17) and its byte model, without timing anything."""
+    import argparse
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks import run
+        from benchmarks.peers import ROOFLINE_NEURONS
+    finally:
+        sys.path.remove(str(ROOT))
+    assert "roofline" not in run.GROUPS and "roofline" in run.ALL_GROUPS  # never in the default run
+    cs = run.cases("roofline", argparse.Namespace(quick=False), None)
+    assert {c["neuron"] for c in cs} == set(ROOFLINE_NEURONS) == {"LIF", "PLIF", "MLF", "LIF-STL"}
+    assert sorted({c["T"] for c in cs}) == [1, 2, 4, 8, 16, 64]
+    assert sorted({c["B"] * c["N"] for c in cs}) == [2 ** 20, 2 ** 22]
+    assert len(cs) == 4 * 6 * 2 and len({run.case_name("roofline", c) for c in cs}) == len(cs)
+    p = {"neuron": "LIF", "T": 4, "B": 64, "N": 16384}
+    E = 4 * 64 * 16384
+    assert [run.roofline_bytes(ph, p) for ph in ("fwd", "bwd", "fwd+bwd", "copy")] == [8 * E, 12 * E, 20 * E, 8 * E]
+    # at copy speed fwd+bwd takes 20/8 of the copy's time: fraction 1; twice that: 0.5
+    assert run.roofline_fraction("fwd+bwd", p, 2.5e-3, 1e-3) == pytest.approx(1.0)
+    assert run.roofline_fraction("fwd", p, 2e-3, 1e-3) == pytest.approx(0.5)
+    # its table goes below the comparison table of latest.md, which a roofline-only run keeps
+    (tmp_path / "latest.md").write_text("**Machine:** old\n\n| case | library (backend) |\n")
+    meta = {"machine": "m", "device": "CPU", "threads": 2, "torch": "t", "date": "d", "quick": False,
+            "repeats": 1, "load_start": 0.0, "load_end": 0.0, "loaded": False,
+            "machine_info": {"logical_cpus": 2}}
+    rows = [{"group": "roofline", "case": run.case_name("roofline", p), "params": p, "library": lib,
+             "backend": be, "phase": ph, "status": "ok", "message": "", "time_s": t, "ratio_to_sj_torch": r,
+             "roofline_fraction": run.roofline_fraction(ph, p, t, 1e-3)}
+            for lib, be, ph, t, r in (("torch", "copy_", "copy", 1e-3, None), ("snnedu", "cpu", "fwd", 2e-3, 0.5),
+                                      ("snnedu", "cpu", "bwd", 3e-3, 0.5), ("snnedu", "cpu", "fwd+bwd", 5e-3, 0.5))]
+    latest = run.write_latest(tmp_path, {"meta": meta, "rows": rows}).read_text()
+    assert latest.startswith("**Machine:** old") and run.ROOFLINE_MARK in latest
+    line = next(line for line in latest.splitlines() if line.startswith("| LIF | 4 |"))
+    assert "snnedu (cpu)" in line and "| 50 % | 50 % | 50 % | 0.50 |" in line
