@@ -152,40 +152,29 @@ def _activity(out):
     assert 0.02 < frac < 0.98, f"output spike fraction {frac}"
 
 
-def _run_sj(graph, x, keys):
-    m = sj_import(graph, dt=DT)
+def _stepwise(m, x, keys, potential):
+    """Run an imported module step by step: its outputs [T, ...] and, per key, ``potential(m, state, key)``."""
     state, outs, pots = None, [], {k: [] for k in keys}
     with torch.no_grad():
         for x_t in x:
             o, state = m(x_t, state)
             outs.append(o)
             for k in keys:
-                pots[k].append(state[k][0])
+                pots[k].append(potential(m, state, k))
     return torch.stack(outs), {k: torch.stack(v) for k, v in pots.items()}
+
+
+def _run_sj(graph, x, keys):
+    return _stepwise(sj_import(graph, dt=DT), x, keys, lambda m, state, k: state[k][0])
 
 
 def _run_norse(graph, x, keys):
-    m = norse_torch.from_nir(graph, dt=DT, ignore_warnings=True)
-    state, outs, pots = None, [], {k: [] for k in keys}
-    with torch.no_grad():
-        for x_t in x:
-            o, state = m(x_t, state)
-            outs.append(o)
-            for k in keys:
-                pots[k].append(state.state[k][0].v)
-    return torch.stack(outs), {k: torch.stack(v) for k, v in pots.items()}
+    return _stepwise(norse_torch.from_nir(graph, dt=DT, ignore_warnings=True), x, keys,
+                     lambda m, state, k: state.state[k][0].v)
 
 
 def _run_snntorch(graph, x, keys):
-    m = snntorch_import(graph)
-    state, outs, pots = None, [], {k: [] for k in keys}
-    with torch.no_grad():
-        for x_t in x:
-            o, state = m(x_t, state)
-            outs.append(o)
-            for k in keys:
-                pots[k].append(m.get_submodule(k).mem.clone())
-    return torch.stack(outs), {k: torch.stack(v) for k, v in pots.items()}
+    return _stepwise(snntorch_import(graph), x, keys, lambda m, state, k: m.get_submodule(k).mem.clone())
 
 
 def _trained_bn(bn):

@@ -437,9 +437,13 @@ def _start_writing(folder: Path, source: str, own_files: Sequence[Path]) -> None
         f.unlink(missing_ok=True)
 
 
-def _finish_writing(folder: Path, marker: Dict) -> None:
+def _finish_writing(folder: Path, marker: Dict, what: str, start: float) -> None:
+    """Write the marker (last: it makes the stand-in complete) and say in one line what was generated;
+    ``start`` is the generation's ``time.perf_counter()``."""
     atomic_write_bytes(folder / STANDIN_MARKER, (json.dumps(marker, indent=1) + "\n").encode())
     (folder / _PARTIAL_MARKER).unlink(missing_ok=True)
+    print(f"snnedu data: generated {marker['source']}: {what}, {marker['n_events']:,} events (seed {marker['seed']}) "
+          f"in {time.perf_counter() - start:.1f} s -> {folder}")
 
 
 def _check_seed(seed) -> int:
@@ -568,9 +572,7 @@ def write_gesture_standin(root, *, n_train_users: int = 4, n_test_users: int = 2
         mapping = "action,label\n" + "".join(f"{c},{i + 1}\n" for i, c in enumerate(GESTURE_CLASSES))
         atomic_write_bytes(folder / "gesture_mapping.csv", mapping.encode())
         _finish_writing(folder, {**wanted, "n_recordings": len(recordings),
-                                 "n_gestures": len(recordings) * 11 * repeats, "n_events": int(n_events)})
-        print(f"snnedu data: generated {GESTURE_STANDIN_SOURCE}: {what}, {n_events:,} events (seed {seed}) in "
-              f"{time.perf_counter() - start:.1f} s -> {folder}")
+                                 "n_gestures": len(recordings) * 11 * repeats, "n_events": int(n_events)}, what, start)
         return folder
 
 
@@ -692,7 +694,5 @@ def write_cifar10dvs_standin(root, *, n_per_class: int = 40, size: int = 128, se
                     write_aedat20(folder / name / f"cifar10_{name}_{i}.aedat", ev, durable=False)
                     n_events += ev.size
                     bar.update(1)
-        _finish_writing(folder, {**wanted, "n_recordings": len(files), "n_events": int(n_events)})
-        print(f"snnedu data: generated {CIFAR10DVS_STANDIN_SOURCE}: {what}, {n_events:,} events (seed {seed}) in "
-              f"{time.perf_counter() - start:.1f} s -> {folder}")
+        _finish_writing(folder, {**wanted, "n_recordings": len(files), "n_events": int(n_events)}, what, start)
         return folder

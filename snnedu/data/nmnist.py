@@ -253,9 +253,7 @@ def write_nmnist_standin(root, *, n_train_per_class: int = 50, n_test_per_class:
                         write_nmnist_bin(folder / _FOLDERS[s] / str(d) / f"{i:05d}.bin", ev)
                         n_events += ev.size
                         bar.update(1)
-        _finish_writing(folder, {**wanted, "n_recordings": len(all_files), "n_events": int(n_events)})
-        print(f"snnedu data: generated {NMNIST_STANDIN_SOURCE}: {what}, {n_events:,} events (seed {seed}) in "
-              f"{time.perf_counter() - start:.1f} s -> {folder}")
+        _finish_writing(folder, {**wanted, "n_recordings": len(all_files), "n_events": int(n_events)}, what, start)
         return folder
 
 
