@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from .._checks import positive_int, tensor_input
 from ..errors import InputError
+from .plif_net import _pair
 
 __all__ = ["summed_frames", "LinearProbe", "FrameCNN"]
 
@@ -41,14 +42,6 @@ def summed_frames(x: torch.Tensor) -> torch.Tensor:
     return s * scale.view(-1, 1, 1, 1)
 
 
-def _size(name: str, v: Union[int, Sequence[int]]):
-    if isinstance(v, int):
-        v = (v, v)
-    if len(v) != 2:
-        raise InputError(f"{name}: an int or (H, W), got {v!r}")
-    return tuple(positive_int(name, int(s)) for s in v)
-
-
 class LinearProbe(nn.Module):
     """A linear classifier on the summed frames: how much a bag of event counts alone tells.
 
@@ -62,7 +55,7 @@ class LinearProbe(nn.Module):
 
     def __init__(self, in_channels: int = 2, input_size: Union[int, Sequence[int]] = 32, n_classes: int = 10):
         super().__init__()
-        H, W = _size("input_size", input_size)
+        H, W = _pair("input_size", input_size)
         self.fc = nn.Linear(positive_int("in_channels", in_channels) * H * W,
                             positive_int("n_classes", n_classes, minimum=2))
 
@@ -87,7 +80,7 @@ class FrameCNN(nn.Module):
     def __init__(self, in_channels: int = 2, input_size: Union[int, Sequence[int]] = 32, n_classes: int = 10,
                  channels: int = 16, n_down: int = 3):
         super().__init__()
-        H, W = _size("input_size", input_size)
+        H, W = _pair("input_size", input_size)
         n_down = positive_int("n_down", n_down)
         if min(H, W) >> n_down == 0:
             raise InputError(f"FrameCNN: input {H}x{W} is too small for n_down={n_down} halvings")
