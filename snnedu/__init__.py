@@ -23,6 +23,8 @@ from .models import (PLIFDVSNet, PLIFStaticNet, SpikingBasicBlock, SpikingCNN, S
                      resnet14, resnet19, resnet20)
 from .monitor import Monitor
 from .neurons import IF, LIF, MLF, PLIF, PMLF, PMLF3, BaseNeuron
+from .alif import ALIF  # noqa: E402 - after .neurons: it builds on BaseNeuron
+from .family import FAMILIES, NeuronFamily, register_family, register_fast_path
 from .threshold import (LearnableThreshold, set_learning_mode, synapse_parameters,
                         threshold_parameters)
 from .train import History, TrainingError, default_device, evaluate, fit, seed_everything
@@ -43,5 +45,6 @@ __all__ = [
     "SpikingBasicBlock", "SpikingResNet", "resnet14", "resnet19", "resnet20", "SeqDropout", "PerStepBatchNorm",
     "PLIFStaticNet", "PLIFDVSNet", "load_cifar10", "synthetic_cifar10", "materialize", "load_dvs128_gesture",
     "load_cifar10_dvs",
-    "set_deterministic", "deterministic", "detach_state",
+    "set_deterministic", "deterministic", "detach_state", "ALIF", "NeuronFamily", "FAMILIES",
+    "register_family", "register_fast_path",
 ]

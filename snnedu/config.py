@@ -66,7 +66,7 @@ MAX_PER_CLASS = 10_000_000
 MAX_STEPS = 10_000_000
 
 
-NEURONS = {"IF", "LIF", "LIF.stbp", "PLIF", "MLF", "PMLF", "PMLF3"}
+NEURONS = {"IF", "LIF", "LIF.stbp", "PLIF", "MLF", "PMLF", "PMLF3", "ALIF"}
 ARCHS = {"spiking_mlp", "spiking_cnn", "resnet14", "resnet19", "resnet20", "plif_static", "plif_dvs",
          "probe_linear", "probe_cnn"}  # the probes: non-spiking references on summed event frames
 DVS_DATASETS = {"dvs128_gesture", "cifar10_dvs"}
@@ -82,7 +82,11 @@ SCHEMA = {
         "T": F(int, low=1, high=MAX_T),
         "batch_size": F(int, low=1, high=MAX_BATCH),
         "test_batch_size": F(int, 256, low=1, high=MAX_BATCH),
-        "encoding": F(str, "direct", choices={"direct", "poisson"}),
+        "encoding": F(str, "direct", choices={"direct", "poisson", "rows"},
+                      doc="rows: one image row per step, then delay empty steps and cue steps (mnist only)"),
+        "delay": F(int, 0, low=0, high=MAX_T, doc="encoding rows: empty steps between the last row and the cue"),
+        "cue": F(int, 1, low=1, high=MAX_T, doc="encoding rows: steps of the cue channel"),
+        "gain": F((int, float), 1.0, low=0.0, low_open=True, doc="encoding rows: scale of the pixels and the cue"),
         "augment": F(bool, True),
         "train_per_class": F((int, type(None)), None, low=1, high=MAX_PER_CLASS),
         "test_per_class": F((int, type(None)), None, low=1, high=MAX_PER_CLASS),
@@ -112,6 +116,8 @@ SCHEMA = {
         "n_classes": F(int, 10, low=2, high=MAX_WIDTH),
         "input_norm": F(bool, False, doc="non-affine tdBN on the input frames (MLF's DVS ResNets)"),
         "n_down": F((int, type(None)), None, low=1, high=32, doc="plif_dvs, probe_cnn: conv-pool blocks (default: the preset's; probe_cnn 3)"),
+        "readout_steps": F((int, type(None)), None, low=1, high=MAX_T,
+                           doc="read out only the last this many steps (encoding rows: the cue steps)"),
     },
     "train": {
         "epochs": F(int, low=1, high=MAX_EPOCHS),
@@ -366,11 +372,13 @@ def _strict_loader():
 def _neuron_factory(spec: dict):
     from . import neurons
 
+    from . import alif
+
     kwargs = {k: v for k, v in spec.items() if k != "type"}
     kind = spec["type"]
     if kind == "LIF.stbp":
         return lambda: neurons.LIF.stbp(**kwargs)
-    cls = getattr(neurons, kind)
+    cls = alif.ALIF if kind == "ALIF" else getattr(neurons, kind)
     return lambda: cls(**kwargs)
 
 
@@ -397,6 +405,18 @@ def _cross_check(cfg: dict) -> None:
         raise ConfigError(f"model.arch: {arch!r} takes event frames; data.dataset is {d['dataset']!r}")
     if not dvs and any(d[k] is not None for k in ("size", "normalization", "duration_us")):
         raise ConfigError("data.size / data.normalization / data.duration_us: only for event data")
+    if d["encoding"] == "rows":
+        if d["dataset"] != "mnist" or arch != "spiking_mlp":
+            raise ConfigError(f"data.encoding: rows takes mnist and arch spiking_mlp, got {d['dataset']!r} and {arch!r}")
+        if d["T"] != 28 + d["delay"] + d["cue"]:
+            raise ConfigError(f"data.T: with encoding rows, T is 28 rows + delay + cue = {28 + d['delay'] + d['cue']}, "
+                              f"got {d['T']}")
+    elif (d["delay"], d["cue"], d["gain"]) != (0, 1, 1.0):
+        raise ConfigError("data.delay / data.cue / data.gain: only for data.encoding: rows")
+    if m["readout_steps"] is not None and arch not in ("spiking_mlp", "spiking_cnn") and not arch.startswith("resnet"):
+        raise ConfigError(f"model.readout_steps: only for spiking_mlp, spiking_cnn and the resnets, got arch {arch!r}")
+    if m["readout_steps"] is not None and m["readout_steps"] > d["T"]:
+        raise ConfigError(f"model.readout_steps ({m['readout_steps']}) exceeds data.T ({d['T']})")
     if d["split_by"] == "duration" and d["duration_us"] is None:
         raise ConfigError("data.duration_us: required with data.split_by: duration")
 
@@ -404,7 +424,8 @@ def _cross_check(cfg: dict) -> None:
 def build_model(cfg: dict) -> nn.Module:
     """The network of ``cfg['model']``, with the encoder in front where the data are static images."""
     from . import models
-    from .encoding import DirectEncoder, PoissonEncoder
+    from .encoding import DirectEncoder, PoissonEncoder, RowEncoder
+    from .layers import LastSteps
 
     m, d = cfg["model"], cfg["data"]
     neuron = _neuron_factory(m["neuron"])
@@ -412,6 +433,8 @@ def build_model(cfg: dict) -> nn.Module:
     _cross_check(cfg)
     size = d["size"] or 128
     in_shape = (2, size, size) if dvs else {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}[d["dataset"]]
+    if d["encoding"] == "rows":
+        in_shape = (in_shape[2] + 1,)  # one row of pixels and the cue channel per step
     arch = m["arch"]
     kw = {}
     if m["channels"] is not None:
@@ -451,10 +474,14 @@ def build_model(cfg: dict) -> nn.Module:
             raise ConfigError("model.hidden: plif_static takes one FC width (int), e.g. 2048")
         return models.PLIFStaticNet(dataset=d["dataset"], T=d["T"], n_classes=m["n_classes"], neuron=neuron,
                                     fc_hidden=m["hidden"] or 2048, **kw)
+    tail = [] if m["readout_steps"] is None else [LastSteps(m["readout_steps"])]
     if dvs:
-        return net  # event frames are already a sequence of T inputs
-    encoder = (DirectEncoder if d["encoding"] == "direct" else PoissonEncoder)(d["T"])
-    return nn.Sequential(encoder, net)
+        return nn.Sequential(net, *tail) if tail else net  # event frames are already a sequence of T inputs
+    if d["encoding"] == "rows":
+        encoder = RowEncoder(delay=d["delay"], cue=d["cue"], gain=d["gain"])
+    else:
+        encoder = (DirectEncoder if d["encoding"] == "direct" else PoissonEncoder)(d["T"])
+    return nn.Sequential(encoder, net, *tail)
 
 
 @flags("with_val")

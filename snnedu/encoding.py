@@ -7,6 +7,8 @@ r"""Encoders: turn a static batch ``[B, ...]`` into a time-first sequence ``[T, 
   network does the encoding (PLIF, MLF, TET papers). Deterministic.
 - :class:`LatencyEncoder` (time-to-first-spike): each pixel spikes once, brighter pixels earlier:
   :math:`t_{spike} = \mathrm{round}((1 - p)(T - 1))`; pixels with :math:`p \le` ``threshold`` never spike.
+- :class:`RowEncoder` (sequential rows, a memory task): an image fed one row per step, then ``delay``
+  empty steps, then ``cue`` steps of a cue channel during which the network must answer (chapter 10).
 
 All are ``nn.Module`` s (no parameters) so they can lead an ``nn.Sequential``; the pure functions
 ``poisson_encode``, ``direct_encode``, ``latency_encode`` do the same work.
@@ -21,8 +23,8 @@ import torch.nn as nn
 from ._checks import positive_int, real, tensor_input
 from .errors import InputError
 
-__all__ = ["poisson_encode", "direct_encode", "latency_encode",
-           "PoissonEncoder", "DirectEncoder", "LatencyEncoder"]
+__all__ = ["poisson_encode", "direct_encode", "latency_encode", "row_encode",
+           "PoissonEncoder", "DirectEncoder", "LatencyEncoder", "RowEncoder"]
 
 
 def _check_unit_interval(name: str, x: torch.Tensor) -> None:
@@ -134,3 +136,56 @@ class LatencyEncoder(_Encoder):
 
     def extra_repr(self) -> str:
         return f"T={self.T}, threshold={self.threshold}"
+
+
+def row_encode(x: torch.Tensor, delay: int = 0, cue: int = 1, gain: float = 1.0) -> torch.Tensor:
+    """Images ``[B, H, W]`` or ``[B, 1, H, W]`` -> ``[H + delay + cue, B, W + 1]``: row ``t`` of the image
+    at step ``t`` (times ``gain``) in channels ``0..W-1``, then ``delay`` steps of zeros, then ``cue``
+    steps with only the last channel on (at ``gain``)."""
+    tensor_input("row_encode", x, min_dim=3, layout="[B, H, W] or [B, 1, H, W]")
+    if x.dim() > 4 or (x.dim() == 4 and x.shape[1] != 1):
+        raise InputError(f"row_encode takes one-channel images [B, H, W] or [B, 1, H, W], got {list(x.shape)}")
+    if x.dim() == 4:
+        x = x[:, 0]
+    B, H, W = x.shape
+    seq = x.new_zeros((H + delay + cue, B, W + 1))
+    seq[:H, :, :W] = x.transpose(0, 1) * gain
+    seq[H + delay:, :, W] = gain
+    return seq
+
+
+class RowEncoder(nn.Module):
+    """Sequential rows with a delayed cue: ``[B, (1,) H, W]`` -> ``[H + delay + cue, B, W + 1]``.
+
+    The image is read one row per time step (28 steps for MNIST), followed by ``delay`` steps of
+    silence and ``cue`` steps in which only an extra cue channel is on. Read out the network during the
+    cue steps only (:class:`snnedu.layers.LastSteps`), and the answer must come from what the network
+    still holds of the image ``delay`` steps after it ended: a memory task whose difficulty ``delay``
+    sets (chapter 10, adaptive neurons). Deterministic, no parameters.
+
+    Args:
+        delay (int): empty steps between the last row and the cue, ``>= 0`` (default 0).
+        cue (int): steps of the cue, ``>= 1`` (default 1).
+        gain (float): scale of the pixels and of the cue, ``> 0`` (default 1).
+
+    Example::
+
+        >>> enc = RowEncoder(delay=20, cue=5)
+        >>> enc(torch.rand(8, 1, 28, 28)).shape      # torch.Size([53, 8, 29])
+    """
+
+    def __init__(self, delay: int = 0, cue: int = 1, gain: float = 1.0):
+        super().__init__()
+        self.delay = positive_int("delay", delay, minimum=0)
+        self.cue = positive_int("cue", cue)
+        self.gain = real("gain", gain, low=0.0, low_open=True)
+
+    def steps(self, height: int) -> int:
+        """Sequence length for images of ``height`` rows."""
+        return height + self.delay + self.cue
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return row_encode(x, self.delay, self.cue, self.gain)
+
+    def extra_repr(self) -> str:
+        return f"delay={self.delay}, cue={self.cue}, gain={self.gain}"

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from ._checks import flag, positive_int, real, tensor_input
 from .errors import InputError
 
-__all__ = ["fold_time", "unfold_time", "TimeDistributed", "Flatten", "VotingReadout", "tdBN", "tdBN1d",
+__all__ = ["fold_time", "unfold_time", "TimeDistributed", "Flatten", "LastSteps", "VotingReadout", "tdBN", "tdBN1d",
            "tdBN2d"]
 
 
@@ -67,6 +67,30 @@ class Flatten(nn.Module):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         tensor_input("Flatten", x_seq, min_dim=2, layout="[T, B, ...]", float_only=False)
         return x_seq.flatten(2)
+
+
+class LastSteps(nn.Module):
+    """Keep the last ``n`` time steps: ``[T, B, ...] -> [n, B, ...]`` (a read-out window).
+
+    Put it after the read-out layer when only the end of the sequence should count, e.g. the cue steps
+    of :class:`snnedu.RowEncoder` (the losses then average over those ``n`` steps only).
+
+    Args:
+        n (int): number of final steps kept, ``>= 1``; a shorter sequence is an error.
+    """
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = positive_int("n (read-out steps)", n)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        tensor_input("LastSteps", x_seq, min_dim=2, layout="[T, B, ...]", float_only=False)
+        if x_seq.shape[0] < self.n:
+            raise InputError(f"LastSteps({self.n}) got a sequence of only {x_seq.shape[0]} steps")
+        return x_seq[-self.n:]
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}"
 
 
 class VotingReadout(nn.Module):

@@ -38,6 +38,7 @@ from ._checks import flag, positive_int, real, short_repr, tensor_input
 from .base import StatefulModule
 from .decay import LearnableDecay
 from .errors import HyperParameterError, StateError
+from .family import CORE, NeuronFamily
 from .threshold import LearnableThreshold
 
 __all__ = ["BaseNeuron", "IF", "LIF", "PLIF", "MLF", "PMLF", "PMLF3"]
@@ -73,6 +74,8 @@ class BaseNeuron(StatefulModule):
 
     levels = 1
     level_spacing = 0.0
+    #: the declaration this module runs (:mod:`snnedu.family`): its state variables and its step
+    family: NeuronFamily = CORE
     _state_attrs = ("v", "h_seq", "v_seq")
 
     def __init__(self, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0, surrogate="atan",
@@ -156,7 +159,8 @@ class BaseNeuron(StatefulModule):
         """Multi-step: ``x_seq`` ``[T, B, ...]`` -> spikes ``[T, B, ...]`` (state starts at rest).
 
         Runs on the fused backend :func:`snnedu.kernels.multistep` picks (a compiled loop on CPU, Triton
-        kernels on CUDA, the reference loop with ``record=True``); all compute the same values."""
+        kernels on CUDA, the reference loop with ``record=True`` or for a family without a fast path);
+        all compute the same values."""
         name = type(self).__name__
         tensor_input(name, x_seq, min_dim=2, layout="[T, B, ...]", finite=False)
         self.reset()
@@ -164,13 +168,16 @@ class BaseNeuron(StatefulModule):
         self._prepare(sample)
         # kernels.multistep also scans x_seq for NaN/inf (inside the kernel on the CPU backend)
         spikes, _, trace = kernels.multistep(x_seq, self._rest(x_seq[0]), record=self.record, name=name,
-                                             **self._params(len(sample), x_seq))
+                                             family=self.family, **self._params(len(sample), x_seq))
         if trace is not None:
-            self.h_seq, self.v_seq = trace[0].detach(), trace[1].detach()
+            self.h_seq = trace[0].detach()
+            for state_name, seq in zip(self.family.state, trace[1:]):
+                setattr(self, f"{state_name}_seq", seq.detach())
         return self._from_levels(spikes, 1)
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
-        """Single step: ``x`` ``[B, ...]`` -> spikes ``[B, ...]``; the potential is kept in ``self.v``."""
+        """Single step: ``x`` ``[B, ...]`` -> spikes ``[B, ...]``; the potential is kept in ``self.v``
+        (and a family's other state variables in the attributes of their names)."""
         tensor_input(f"{type(self).__name__}.step", x, min_dim=1, layout="[B, ...]")
         state_shape = x.shape if self.levels == 1 else (self.levels, *x.shape)
         if self.v is not None and self.v.shape != state_shape:
@@ -179,15 +186,23 @@ class BaseNeuron(StatefulModule):
                              "before a new sequence or batch")
         sample = x.shape[1:]
         self._prepare(sample)
-        v = self._rest(x) if self.v is None else self.v
-        s, self.v, _ = SF.neuron_step(x, v, **self._params(len(sample), x))
+        names = self.family.state
+        if self.v is None:
+            rest = self._rest(x)
+            state = None if rest is None else (rest,) if len(names) == 1 else rest
+        else:
+            state = tuple(getattr(self, n) for n in names)
+        s, state, _ = self.family.step(x, state, **self._params(len(sample), x))
+        for n, value in zip(names, state):
+            setattr(self, n, value)
         return self._from_levels(s, 0).to(x.dtype)  # per-neuron float32 parameters must not promote x
 
     def reset(self) -> None:
-        """Forget the membrane potential and recorded traces."""
-        self.v = None
+        """Forget the state (membrane potential, any other state variable) and recorded traces."""
         self.h_seq = None
-        self.v_seq = None
+        for n in self.family.state:
+            setattr(self, n, None)
+            setattr(self, f"{n}_seq", None)
 
     def extra_repr(self) -> str:
         reset = "soft" if self.v_reset is None else f"hard, v_reset={self.v_reset}"

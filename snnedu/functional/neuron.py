@@ -34,7 +34,8 @@ from .._checks import flag, flags
 
 Scalar = Union[float, torch.Tensor]
 
-__all__ = ["charge", "fire", "reset_potential", "initial_potential", "neuron_step", "neuron_multistep"]
+__all__ = ["charge", "fire", "reset_potential", "initial_potential", "neuron_step", "neuron_multistep",
+           "state_multistep"]
 
 
 def charge(v: torch.Tensor, x: torch.Tensor, k: Optional[Scalar] = None,
@@ -110,3 +111,22 @@ def neuron_multistep(x_seq: torch.Tensor, v: Optional[torch.Tensor] = None, *, r
             vs.append(v)
     trace = (torch.stack(hs), torch.stack(vs)) if record else None
     return torch.stack(spikes), v, trace
+
+
+@flags("record")
+def state_multistep(step: Callable, x_seq: torch.Tensor, state=None, *, record: bool = False, **params):
+    """The reference multi-step loop of any declared neuron family (:class:`snnedu.family.NeuronFamily`).
+
+    ``step(x_t, state, **params) -> (spikes, new_state, h)`` advances a tuple of state tensors by one
+    step (``state=None``: from rest). Returns ``(spikes, last_state, trace)``: spikes ``[T, B, ...]``,
+    the state tuple after the last step, and ``None`` or (``record=True``) a tuple ``(h_seq, *state_seqs)``
+    of ``[T, B, ...]`` tensors: the potential before reset and every state variable after each step.
+    """
+    spikes, traces = [], []
+    for x_t in x_seq.unbind(0):
+        s, state, h = step(x_t, state, **params)
+        spikes.append(s)
+        if record:
+            traces.append((h, *state))
+    trace = tuple(torch.stack(seq) for seq in zip(*traces)) if record else None
+    return torch.stack(spikes), state, trace

@@ -33,7 +33,8 @@ import torch
 
 from .._checks import check_finite, flag, short_repr
 from ..errors import HyperParameterError
-from ..functional.neuron import neuron_multistep
+from ..family import CORE, NeuronFamily, fast_path
+from ..functional.neuron import neuron_multistep, state_multistep
 from . import cpu
 from .common import SURROGATE_CODES
 
@@ -100,9 +101,12 @@ def _triton_ok() -> bool:
         return False
 
 
-def chosen_backend(x_seq: torch.Tensor, surrogate, record: bool = False, name: str = "neuron") -> str:
+def chosen_backend(x_seq: torch.Tensor, surrogate, record: bool = False, name: str = "neuron",
+                   family: NeuronFamily = CORE) -> str:
     """The backend :func:`multistep` would use for this input (``"auto"`` resolved); ``name`` is the
-    neuron family, looked up in :data:`TRITON_KNOWN_BAD`."""
+    neuron family, looked up in :data:`TRITON_KNOWN_BAD`; ``family`` the declaration
+    (:mod:`snnedu.family`): a family other than the core runs a backend only where it registered a
+    fast path for it."""
     record = flag("record", record)
     fusable = type(surrogate) in SURROGATE_CODES and not record
     if _backend == "reference":
@@ -111,7 +115,7 @@ def chosen_backend(x_seq: torch.Tensor, surrogate, record: bool = False, name: s
     if _backend == "auto":
         if not fusable or float64:
             return "reference"
-        if x_seq.is_cuda and _triton_ok():
+        if x_seq.is_cuda and _has_path(family, "triton") and _triton_ok():
             bad = triton_known_bad(name, x_seq.dtype)
             if bad is None:
                 return "triton"
@@ -120,9 +124,12 @@ def chosen_backend(x_seq: torch.Tensor, surrogate, record: bool = False, name: s
                 warnings.warn(f"snnedu: the Triton kernel is known to be wrong for {name} in {x_seq.dtype} "
                               f"({bad}); using the reference loop instead (slower)", RuntimeWarning, stacklevel=3)
             return "reference"
-        if x_seq.device.type == "cpu" and cpu.available():
+        if x_seq.device.type == "cpu" and _has_path(family, "cpu") and cpu.available():
             return "cpu"
         return "reference"
+    if not _has_path(family, _backend):
+        raise HyperParameterError(f"the neuron family {family.name!r} has no {short_repr(_backend)} fast path; "
+                                  "it runs on the 'reference' backend (what 'auto' picks for it)")
     if record:
         raise HyperParameterError(f"record=True needs the reference backend (backend is {short_repr(_backend)})")
     if not fusable:
@@ -137,15 +144,26 @@ def chosen_backend(x_seq: torch.Tensor, surrogate, record: bool = False, name: s
     return _backend
 
 
+def _has_path(family: NeuronFamily, backend: str) -> bool:
+    return family is CORE or fast_path(family, backend) is not None
+
+
 def multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, record: bool = False,
-              name: str = "neuron", **params):
+              name: str = "neuron", family: NeuronFamily = CORE, **params):
     """Run a multi-step neuron like :func:`snnedu.functional.neuron_multistep` (same arguments and
-    results: ``(spikes, v_last, trace)``) on the backend :func:`chosen_backend` picks. A NaN/inf input
+    results: ``(spikes, v_last, trace)``) on the backend :func:`chosen_backend` picks. For a declared
+    family other than the core (``family``, :mod:`snnedu.family`), ``v0`` and ``v_last`` are state tuples
+    and the reference is :func:`snnedu.functional.state_multistep`. A NaN/inf input
     raises :class:`snnedu.errors.InputError` naming ``name`` (unless input checks are off); the CPU
     kernel finds them as it reads its input, the other backends scan it first."""
-    which = chosen_backend(x_seq, params["surrogate"], record, name)
-    if which != "cpu":
+    which = chosen_backend(x_seq, params["surrogate"], record, name, family)
+    if which != "cpu" or family is not CORE:
         check_finite(name, x_seq)
+    if family is not CORE:  # a declared family: its registered fast path, or the generic reference loop
+        if which == "reference":
+            return state_multistep(family.step, x_seq, v0, record=record, **params)
+        spikes, state = fast_path(family, which)(x_seq, v0, **params)
+        return spikes, state, None
     if which == "reference":
         return neuron_multistep(x_seq, v0, record=record, **params)
     if which == "cpu":
