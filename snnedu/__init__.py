@@ -11,11 +11,11 @@ from .data import (DataSplit, load_cifar10, load_cifar10_dvs, load_dvs128_gestur
                    synthetic_cifar10, take_per_class)
 from .decay import LearnableDecay, decay_parameters
 from .determinism import deterministic, set_deterministic
-from .encoding import (DirectEncoder, LatencyEncoder, PoissonEncoder, direct_encode, latency_encode,
-                       poisson_encode)
+from .encoding import (DirectEncoder, LatencyEncoder, PoissonEncoder, RowEncoder, direct_encode, latency_encode,
+                       poisson_encode, row_encode)
 from .errors import DataError, HyperParameterError, InputError, SnneduError, StateError
-from .functional.surrogate import ATan, Rectangular, Sigmoid, Surrogate, Triangle, get_surrogate
-from .layers import (Flatten, PerStepBatchNorm, SeqDropout, TimeDistributed, VotingReadout, fold_time, tdBN,
+from .functional.surrogate import ATan, Rectangular, Sigmoid, SmoothSpike, Surrogate, Triangle, get_surrogate
+from .layers import (Flatten, LastSteps, PerStepBatchNorm, SeqDropout, TimeDistributed, VotingReadout, fold_time, tdBN,
                      tdBN1d, tdBN2d, unfold_time)
 from .losses import (TauVarianceRegularizer, TETLoss, joint_decision, mean_over_time, predict,
                      rate_cross_entropy, rate_mse, tet_loss)
@@ -46,5 +46,5 @@ __all__ = [
     "PLIFStaticNet", "PLIFDVSNet", "load_cifar10", "synthetic_cifar10", "materialize", "load_dvs128_gesture",
     "load_cifar10_dvs",
     "set_deterministic", "deterministic", "detach_state", "ALIF", "NeuronFamily", "FAMILIES",
-    "register_family", "register_fast_path",
+    "register_family", "register_fast_path", "SmoothSpike", "RowEncoder", "row_encode", "LastSteps",
 ]

@@ -69,7 +69,7 @@ class NeuronFamily:
                                       f"(the potential before reset), got {self.state!r}")
 
 
-#: Every declared family by name (the registry the config and the tests read).
+# Every declared family by name (the registry the config and the tests read); documented in book/api.
 FAMILIES: Dict[str, NeuronFamily] = {}
 _FAST: Dict[Tuple[str, str], Callable] = {}
 

@@ -189,7 +189,8 @@ def study_cells(study: dict) -> List[dict]:
 # Config fields added to the schema after studies were stored. At these values they build exactly the
 # network the schema built before they existed, so they are left out of a cell's key: a stored cell
 # stays valid, and any other value changes the key (the cell reruns).
-_LATER_FIELDS = {("model", "norm"): None, ("model", "residual"): True}
+_LATER_FIELDS = {("model", "norm"): None, ("model", "residual"): True, ("model", "readout_steps"): None,
+                 ("data", "delay"): 0, ("data", "cue"): 1, ("data", "gain"): 1.0}
 
 
 def _key_config(cfg: dict) -> dict:

@@ -66,6 +66,15 @@ def _call(fn, *args, **fixed):
     return lambda **bad: fn(*args, **fixed, **bad)
 
 
+def _alif_step():
+    from snnedu.alif import alif_step
+    return alif_step
+
+
+def _ALIF_PARAMS(sg):  # noqa: N802 - a constant's spirit, built per call
+    return dict(surrogate=sg, k=0.5, v_threshold=1.0, beta=0.1, rho=0.9)
+
+
 def _calls():
     from snnedu import config, determinism, distributed, functional, kernels, layers, monitor, viz
     from snnedu.data import aedat, cifar10, common, dvs, dvs_sim, events, frame_cache, mnist, nmnist, tonic_adapter
@@ -110,6 +119,10 @@ def _calls():
         "snnedu.distributed.wrap_ddp": _call(distributed.wrap_ddp, nn.Linear(1, 1)),
         "snnedu.functional.neuron.charge": _call(functional.charge, torch.zeros(2), torch.zeros(2), 0.5),
         "snnedu.functional.neuron.neuron_multistep": _call(functional.neuron_multistep, _x(), surrogate=sg),
+        "snnedu.functional.neuron.state_multistep": _call(functional.state_multistep, _alif_step(), _x(),
+                                                          **_ALIF_PARAMS(sg)),
+        "snnedu.alif.alif_step": _call(_alif_step(), _x()[0], None, **_ALIF_PARAMS(sg)),
+        "snnedu.alif.ALIF": _call(snnedu.ALIF),
         "snnedu.functional.neuron.neuron_step": _call(functional.neuron_step, torch.zeros(2), None, surrogate=sg),
         "snnedu.functional.neuron.reset_potential": _call(functional.reset_potential, torch.zeros(2),
                                                           torch.zeros(2), 1.0),

@@ -80,9 +80,9 @@ def test_multistep_passes_the_family(monkeypatch):
     seen = []
     real = kernels.chosen_backend
 
-    def spy(x_seq, surrogate, record=False, name="neuron"):
+    def spy(x_seq, surrogate, record=False, name="neuron", family=snnedu.family.CORE):
         seen.append(name)
-        return real(x_seq, surrogate, record, name)
+        return real(x_seq, surrogate, record, name, family)
     monkeypatch.setattr(kernels, "chosen_backend", spy)
     snnedu.PLIF()(torch.randn(4, 2, 3))
     snnedu.PMLF3(K=3)(torch.randn(4, 2, 3))

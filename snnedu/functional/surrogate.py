@@ -34,7 +34,7 @@ import torch
 from .._checks import real, short_repr
 from ..errors import HyperParameterError
 
-__all__ = ["Surrogate", "Rectangular", "Sigmoid", "ATan", "Triangle", "get_surrogate",
+__all__ = ["Surrogate", "Rectangular", "Sigmoid", "ATan", "Triangle", "SmoothSpike", "get_surrogate",
            "heaviside", "SURROGATES"]
 
 
@@ -199,6 +199,36 @@ class Triangle(Surrogate):
 
 SURROGATES = {"rect": Rectangular, "rectangular": Rectangular, "sigmoid": Sigmoid,
               "atan": ATan, "triangle": Triangle}
+
+
+class SmoothSpike(Surrogate):
+    """A checking tool, not for training: "spikes" that are the smooth primitive :math:`g(x)` itself.
+
+    With it, a neuron is a smooth function of its input and parameters, so its autograd gradient must
+    equal finite differences (``torch.autograd.gradcheck``). That checks every path of a family's step
+    (reset, extra state variables such as ALIF's adaptation) in float64, which the Heaviside forward
+    of a real surrogate hides (chapter 10). Its derivative is :math:`g'`, the wrapped surrogate's.
+
+    Args:
+        base (Surrogate or str): the surrogate whose primitive is used (default ``'sigmoid'``).
+    """
+
+    name = "smooth"
+
+    def __init__(self, base="sigmoid"):
+        self.base = get_surrogate(base)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base.primitive(x)
+
+    def grad(self, x):
+        return self.base.grad(x)
+
+    def primitive(self, x):
+        return self.base.primitive(x)
+
+    def _params(self) -> dict:
+        return {"base": self.base}
 
 
 def get_surrogate(spec="atan", **kwargs) -> Surrogate:
