@@ -55,7 +55,8 @@ def alif_step(x: torch.Tensor, state, *, surrogate, k, v_threshold, beta: float,
     return s, (v, rho * a + s), h
 
 
-#: The ALIF declaration: state ``(v, a)`` and :func:`alif_step`; no fast path registered (the reference runs).
+#: The declaration of ALIF, with the state ``(v, a)`` and the step :func:`alif_step` (no fast path
+#: registered yet, so the reference runs).
 ALIF_FAMILY = register_family(NeuronFamily("ALIF", ("v", "a"), alif_step,
                                            "adaptive-threshold LIF (LSNN, Bellec et al. 2018)"))
 
