@@ -189,13 +189,15 @@ def study_cells(study: dict) -> List[dict]:
 # Config fields added to the schema after studies were stored. At these values they build exactly the
 # network the schema built before they existed, so they are left out of a cell's key: a stored cell
 # stays valid, and any other value changes the key (the cell reruns).
-_LATER_FIELDS = {("model", "norm"): None, ("model", "residual"): True, ("model", "readout_steps"): None,
-                 ("data", "delay"): 0, ("data", "cue"): 1, ("data", "gain"): 1.0}
+# The later ones among them are also left out of the config a new cell records, so that it reads like the
+# stored cells of the same setting (which were written before these fields existed).
+_UNRECORDED_FIELDS = {("model", "readout_steps"): None, ("data", "delay"): 0, ("data", "cue"): 1, ("data", "gain"): 1.0}
+_LATER_FIELDS = {("model", "norm"): None, ("model", "residual"): True, **_UNRECORDED_FIELDS}
 
 
-def _key_config(cfg: dict) -> dict:
+def _key_config(cfg: dict, fields: Optional[dict] = None) -> dict:
     out = copy.deepcopy(cfg)
-    for (section, field), neutral in _LATER_FIELDS.items():
+    for (section, field), neutral in (_LATER_FIELDS if fields is None else fields).items():
         if section in out and field in out[section] and out[section][field] == neutral:
             del out[section][field]
     return out
@@ -557,7 +559,8 @@ def run_study(path, out_dir="results/studies", *, jobs: int = 1, progress: bool 
 
     def record(cell, rec):
         nonlocal done
-        rec = {"label": cell["label"], "seed": cell["seed"], "key": cell["key"], "config": cell["config"], **rec,
+        rec = {"label": cell["label"], "seed": cell["seed"], "key": cell["key"],
+               "config": _key_config(cell["config"], _UNRECORDED_FIELDS), **rec,
                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         result["cells"][_cell_id(cell["label"], cell["seed"])] = rec
         finish()
