@@ -96,7 +96,6 @@ class ALIF(BaseNeuron):
     """
 
     family = ALIF_FAMILY
-    _state_attrs = ("v", "a", "h_seq", "v_seq", "a_seq")
 
     def __init__(self, tau: float = 2.0, tau_a: float = 20.0, beta: float = 0.2, decay_input: bool = True,
                  v_threshold: float = 1.0, v_reset: Optional[float] = 0.0, surrogate="atan",
@@ -106,7 +105,6 @@ class ALIF(BaseNeuron):
         self.tau_a = real("tau_a", tau_a, low=1.0, what="adaptation time constant in steps (rho = 1 - 1/tau_a)")
         self.beta = real("beta", beta, low=0.0, what="threshold raise per spike")
         self.decay_input = flag("decay_input", decay_input)
-        self.reset()
 
     def charge_params(self, sample_ndim: int) -> dict:
         return {"k": 1.0 / self.tau, "decay_input": self.decay_input, "beta": self.beta,

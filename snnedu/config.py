@@ -370,15 +370,13 @@ def _strict_loader():
 
 # -- building blocks ---------------------------------------------------------------------------------
 def _neuron_factory(spec: dict):
-    from . import neurons
-
-    from . import alif
+    import snnedu  # every neuron class is exported at the top level, wherever its family is declared
 
     kwargs = {k: v for k, v in spec.items() if k != "type"}
     kind = spec["type"]
     if kind == "LIF.stbp":
-        return lambda: neurons.LIF.stbp(**kwargs)
-    cls = alif.ALIF if kind == "ALIF" else getattr(neurons, kind)
+        return lambda: snnedu.LIF.stbp(**kwargs)
+    cls = getattr(snnedu, kind)
     return lambda: cls(**kwargs)
 
 

@@ -37,6 +37,7 @@ import dataclasses
 from typing import Callable, Dict, Optional, Tuple
 
 from .errors import HyperParameterError
+from .functional.neuron import neuron_step
 
 __all__ = ["NeuronFamily", "register_family", "register_fast_path", "fast_path", "FAMILIES", "CORE"]
 
@@ -103,8 +104,6 @@ def fast_path(family: NeuronFamily, backend: str) -> Optional[Callable]:
 
 
 def _core_step(x_t, state, **params):
-    from .functional.neuron import neuron_step
-
     s, v, h = neuron_step(x_t, None if state is None else state[0], **params)
     return s, (v,), h
 

@@ -76,7 +76,11 @@ class BaseNeuron(StatefulModule):
     level_spacing = 0.0
     #: the declaration this module runs (:mod:`snnedu.family`): its state variables and its step
     family: NeuronFamily = CORE
-    _state_attrs = ("v", "h_seq", "v_seq")
+    _state_attrs = ("v", "h_seq", "v_seq")  # derived from ``family`` for every subclass (__init_subclass__)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._state_attrs = (*cls.family.state, "h_seq", *(f"{n}_seq" for n in cls.family.state))
 
     def __init__(self, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0, surrogate="atan",
                  detach_reset: bool = False, record: bool = False, learn_threshold=False,
@@ -100,9 +104,7 @@ class BaseNeuron(StatefulModule):
                                                       noise=threshold_noise, min_threshold=min_threshold)
         elif threshold_noise:
             raise HyperParameterError("threshold_noise needs learn_threshold='neuron'")
-        self.v: Optional[torch.Tensor] = None
-        self.h_seq: Optional[torch.Tensor] = None
-        self.v_seq: Optional[torch.Tensor] = None
+        self.reset()  # every state variable of the family, and its trace, starts as None
 
     # -- subclass hooks ------------------------------------------------------------------------------
     def charge_params(self, sample_ndim: int) -> dict:
@@ -188,8 +190,8 @@ class BaseNeuron(StatefulModule):
         self._prepare(sample)
         names = self.family.state
         if self.v is None:
-            rest = self._rest(x)
-            state = None if rest is None else (rest,) if len(names) == 1 else rest
+            rest = self._rest(x)  # None, or the [K, B, ...] potential of a multi-level unit (one state variable)
+            state = None if rest is None else (rest,)
         else:
             state = tuple(getattr(self, n) for n in names)
         s, state, _ = self.family.step(x, state, **self._params(len(sample), x))
