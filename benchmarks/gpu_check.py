@@ -146,11 +146,12 @@ def _aot_compile(spec: dict) -> dict:
     from triton.compiler import ASTSource
 
     from snnedu.kernels import triton_neuron as TN
-    interpret, combine = os.environ.pop("TRITON_INTERPRET", None), TN._add_combine
+    interpret, helpers = os.environ.pop("TRITON_INTERPRET", None), (TN._add_combine, TN._surrogate_grad)
     try:
         raw = TN._fwd_kernel if spec["kernel"] == "fwd" else TN._bwd_kernel
         fn = triton.jit(raw, do_not_specialize=["T"])  # wrapped now, with the interpreter switched off
-        TN._add_combine = triton.jit(TN._add)  # the backward's reduction, compiled (not interpreted)
+        # the helpers the kernels call (the backward's reduction, the surrogate), compiled (not interpreted)
+        TN._add_combine, TN._surrogate_grad = triton.jit(TN._add), triton.jit(TN.surrogate_grad)
         data = {"x_ptr", "v0_ptr", "s_ptr", "vlast_ptr", "gs_ptr", "gv_ptr", "gx_ptr"}
         sig = {}
         for name in inspect.signature(raw).parameters:
@@ -170,7 +171,7 @@ def _aot_compile(spec: dict) -> dict:
         return {"compile_s": round(time.perf_counter() - t0, 2), "cubin_bytes": len(k.asm.get("cubin", b"")),
                 "fma_in_ptx": fma}
     finally:
-        TN._add_combine = combine
+        TN._add_combine, TN._surrogate_grad = helpers
         if interpret is not None:
             os.environ["TRITON_INTERPRET"] = interpret
 

@@ -75,7 +75,15 @@ def _ALIF_PARAMS(sg):  # noqa: N802 - a constant's spirit, built per call
     return dict(surrogate=sg, k=0.5, v_threshold=1.0, beta=0.1, rho=0.9)
 
 
+def _spec_fields():
+    from snnedu.kernels import common as kcommon
+    return dict(layout=kcommon.Layout(1, 1, 1, (1,)), charge=kcommon.Charge.IF, hard_reset=True, v_reset=0.0,
+                detach_reset=False, surrogate=kcommon.SurrogateKind.ATAN, surrogate_param=2.0)
+
+
 def _calls():
+    from snnedu.kernels import common as kcommon
+    _SPEC_FIELDS = _spec_fields()  # noqa: N806
     from snnedu import config, determinism, distributed, functional, kernels, layers, monitor, viz
     from snnedu.data import aedat, cifar10, common, dvs, dvs_sim, events, frame_cache, mnist, nmnist, tonic_adapter
     from snnedu.decay import LearnableDecay
@@ -129,6 +137,8 @@ def _calls():
         "snnedu.kernels.chosen_backend": _call(kernels.chosen_backend, _x(), sg),
         "snnedu.kernels.multistep": _call(kernels.multistep, _x(), surrogate=sg),
         "snnedu.kernels.cpu.cpu_multistep": _call(cpu.cpu_multistep, _x(), surrogate=sg),
+        "snnedu.kernels.common.MultistepSpec": lambda **bad: kcommon.MultistepSpec(**{**_SPEC_FIELDS, **bad}),
+        "snnedu.kernels.common.MultistepSpec.build": _call(kcommon.MultistepSpec.build, _x(), None, surrogate=sg),
         "snnedu.kernels.triton_neuron.triton_multistep": _call(triton_neuron.triton_multistep, _x(), surrogate=sg),
         "snnedu.layers.tdBN": _call(layers.tdBN, 4, 1.0),
         "snnedu.layers.tdBN1d": _call(layers.tdBN1d, 4, 1.0),

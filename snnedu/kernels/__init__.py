@@ -36,7 +36,7 @@ from ..errors import HyperParameterError
 from ..family import CORE, NeuronFamily, fast_path
 from ..functional.neuron import neuron_multistep, state_multistep
 from . import cpu
-from .common import SURROGATE_CODES
+from .common import fused_surrogate
 
 __all__ = ["set_backend", "get_backend", "use_backend", "multistep", "BACKENDS", "chosen_backend",
            "TRITON_KNOWN_BAD", "triton_known_bad"]
@@ -108,7 +108,7 @@ def chosen_backend(x_seq: torch.Tensor, surrogate, record: bool = False, name: s
     (:mod:`snnedu.family`): a family other than the core runs a backend only where it registered a
     fast path for it."""
     record = flag("record", record)
-    fusable = type(surrogate) in SURROGATE_CODES and not record
+    fusable = fused_surrogate(surrogate) is not None and not record
     if _backend == "reference":
         return "reference"
     float64 = x_seq.dtype == torch.float64  # the fused kernels compute in float32

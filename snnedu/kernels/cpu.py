@@ -35,8 +35,8 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from .._checks import check_finite, flag
-from .common import Layout, layout, param_rows, reduce_grad, surrogate_code
+from .._checks import check_finite
+from .common import Charge, Layout, MultistepSpec, SurrogateKind
 
 __all__ = ["available", "cpu_multistep"]
 
@@ -48,6 +48,9 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 
 _BLOCK = 1024
 _HALF_PI = math.pi / 2
+# the plan's kinds as plain ints, compile-time constants of the kernels (kernels.common.Charge / SurrogateKind)
+_IF, _DECAY_INPUT = int(Charge.IF), int(Charge.DECAY_INPUT)
+_RECTANGULAR, _SIGMOID, _ATAN = int(SurrogateKind.RECTANGULAR), int(SurrogateKind.SIGMOID), int(SurrogateKind.ATAN)
 
 
 def available() -> bool:
@@ -57,183 +60,195 @@ def available() -> bool:
 
 if numba is not None:
     @njit(cache=True)
-    def _charge_fire(xt, vq, kq, tq, hb, sp, vr, mode, hard, n_el):
-        """One step of one level for a block: ``hb`` <- h (charge, the reference's operation order),
-        ``sp`` <- spikes, ``vq`` <- the potential after reset. One fused loop per variant."""
-        if mode == 0:
+    def _charge_fire(x_t, v, leak, theta, h_out, s_out, vr, charge, hard, n_el):
+        """One step of one level for a block of ``n_el`` elements: ``h_out`` <- the potential before
+        reset (charged in the reference's operation order), ``s_out`` <- the spikes, ``v`` <- the
+        potential after reset. One loop per variant, so no branch runs inside a loop."""
+        if charge == _IF:
             if hard:
                 for i in range(n_el):
-                    h = vq[i] + xt[i]
-                    fire = h - tq[i] >= 0
-                    hb[i] = h
-                    sp[i] = 1.0 if fire else 0.0
-                    vq[i] = vr if fire else h
+                    h = v[i] + x_t[i]
+                    fire = h - theta[i] >= 0
+                    h_out[i] = h
+                    s_out[i] = 1.0 if fire else 0.0
+                    v[i] = vr if fire else h
             else:
                 for i in range(n_el):
-                    h = vq[i] + xt[i]
-                    fire = h - tq[i] >= 0
-                    hb[i] = h
-                    sp[i] = 1.0 if fire else 0.0
-                    vq[i] = h - tq[i] if fire else h
-        elif mode == 1:
+                    h = v[i] + x_t[i]
+                    fire = h - theta[i] >= 0
+                    h_out[i] = h
+                    s_out[i] = 1.0 if fire else 0.0
+                    v[i] = h - theta[i] if fire else h
+        elif charge == _DECAY_INPUT:
             if hard:
                 for i in range(n_el):
-                    h = vq[i] + kq[i] * (xt[i] - (vq[i] - vr))
-                    fire = h - tq[i] >= 0
-                    hb[i] = h
-                    sp[i] = 1.0 if fire else 0.0
-                    vq[i] = vr if fire else h
+                    h = v[i] + leak[i] * (x_t[i] - (v[i] - vr))
+                    fire = h - theta[i] >= 0
+                    h_out[i] = h
+                    s_out[i] = 1.0 if fire else 0.0
+                    v[i] = vr if fire else h
             else:
                 for i in range(n_el):
-                    h = vq[i] + kq[i] * (xt[i] - (vq[i] - vr))
-                    fire = h - tq[i] >= 0
-                    hb[i] = h
-                    sp[i] = 1.0 if fire else 0.0
-                    vq[i] = h - tq[i] if fire else h
+                    h = v[i] + leak[i] * (x_t[i] - (v[i] - vr))
+                    fire = h - theta[i] >= 0
+                    h_out[i] = h
+                    s_out[i] = 1.0 if fire else 0.0
+                    v[i] = h - theta[i] if fire else h
         else:
             if hard:
                 for i in range(n_el):
-                    h = vq[i] - kq[i] * (vq[i] - vr) + xt[i]
-                    fire = h - tq[i] >= 0
-                    hb[i] = h
-                    sp[i] = 1.0 if fire else 0.0
-                    vq[i] = vr if fire else h
+                    h = v[i] - leak[i] * (v[i] - vr) + x_t[i]
+                    fire = h - theta[i] >= 0
+                    h_out[i] = h
+                    s_out[i] = 1.0 if fire else 0.0
+                    v[i] = vr if fire else h
             else:
                 for i in range(n_el):
-                    h = vq[i] - kq[i] * (vq[i] - vr) + xt[i]
-                    fire = h - tq[i] >= 0
-                    hb[i] = h
-                    sp[i] = 1.0 if fire else 0.0
-                    vq[i] = h - tq[i] if fire else h
+                    h = v[i] - leak[i] * (v[i] - vr) + x_t[i]
+                    fire = h - theta[i] >= 0
+                    h_out[i] = h
+                    s_out[i] = 1.0 if fire else 0.0
+                    v[i] = h - theta[i] if fire else h
+
+    @njit(cache=True, fastmath=True)
+    def _surrogate_grad(kind, p, h, theta, out, n_el):
+        """``out`` <- g(h - θ), the surrogate derivative of the spike (the formulas of
+        :mod:`snnedu.functional.surrogate`); one loop per kind."""
+        if kind == _RECTANGULAR:
+            for i in range(n_el):
+                out[i] = 1.0 / p if abs(h[i] - theta[i]) < p / 2 else 0.0
+        elif kind == _SIGMOID:
+            for i in range(n_el):
+                e = 1.0 / (1.0 + math.exp(-p * (h[i] - theta[i])))
+                out[i] = p * e * (1.0 - e)
+        elif kind == _ATAN:
+            for i in range(n_el):
+                z = _HALF_PI * p * (h[i] - theta[i])
+                out[i] = (p / 2) / (1.0 + z * z)
+        else:
+            for i in range(n_el):
+                out[i] = max(p - abs(h[i] - theta[i]), 0.0) / (p * p)
 
     @njit(cache=True)
-    def _gather(v0, k, th, lo, n_el, N, v, kk, tt):
-        for q in range(v.shape[0]):
+    def _gather_rows(rows, lo, n_el, N, out):
+        """``out[q, i]`` <- ``rows[q, (lo + i) mod N]``: a block's per-element copy of ``[K, N]`` parameter rows."""
+        for q in range(out.shape[0]):
             for i in range(n_el):
-                n = (lo + i) % N          # per-element parameters, gathered once per block
-                v[q, i] = v0[q, lo + i]
-                kk[q, i] = k[q, n]
-                tt[q, i] = th[q, n]
+                out[q, i] = rows[q, (lo + i) % N]
+
+    @njit(cache=True)
+    def _copy_block(state, lo, n_el, out):
+        """``out[q, i]`` <- ``state[q, lo + i]``: a block of a ``[K, J]`` state."""
+        for q in range(out.shape[0]):
+            for i in range(n_el):
+                out[q, i] = state[q, lo + i]
 
     @njit(cache=True, parallel=True)
-    def _forward(x, v0, k, th, vr, mode, hard, N, spikes, vlast, bad):
+    def _forward(x, v0, leak_rows, theta_rows, vr, charge, hard, N, spikes, v_last, n_bad):
         T, J = x.shape
         K = v0.shape[0]
-        nblk = (J + _BLOCK - 1) // _BLOCK
-        for blk in prange(nblk):
+        n_blocks = (J + _BLOCK - 1) // _BLOCK
+        for blk in prange(n_blocks):
             lo = blk * _BLOCK
             n_el = min(J, lo + _BLOCK) - lo
             v = np.empty((K, n_el), dtype=np.float32)
-            kk = np.empty((K, n_el), dtype=np.float32)
-            tt = np.empty((K, n_el), dtype=np.float32)
-            hb = np.empty(n_el, dtype=np.float32)
-            _gather(v0, k, th, lo, n_el, N, v, kk, tt)
-            nbad = 0
+            leak = np.empty((K, n_el), dtype=np.float32)
+            theta = np.empty((K, n_el), dtype=np.float32)
+            h = np.empty(n_el, dtype=np.float32)
+            _copy_block(v0, lo, n_el, v)
+            _gather_rows(leak_rows, lo, n_el, N, leak)
+            _gather_rows(theta_rows, lo, n_el, N, theta)
+            bad = 0
             for t in range(T):
-                xt = x[t, lo:lo + n_el]
+                x_t = x[t, lo:lo + n_el]
                 for i in range(n_el):                    # NaN and inf fail |x| < inf
-                    nbad += 0 if abs(xt[i]) < np.inf else 1
+                    bad += 0 if abs(x_t[i]) < np.inf else 1
                 for q in range(K):
-                    _charge_fire(xt, v[q], kk[q], tt[q], hb, spikes[t, q, lo:lo + n_el], vr, mode, hard, n_el)
-            bad[blk] = nbad
+                    _charge_fire(x_t, v[q], leak[q], theta[q], h, spikes[t, q, lo:lo + n_el], vr, charge, hard, n_el)
+            n_bad[blk] = bad
             for q in range(K):
                 for i in range(n_el):
-                    vlast[q, lo + i] = v[q, i]
+                    v_last[q, lo + i] = v[q, i]
 
     @njit(cache=True, parallel=True, fastmath=True)
-    def _backward(gs, gs_time, gvl, x, v0, k, th, vr, mode, hard, detach, sg_kind, sg_p, N, need_k, need_th,
-                  bsize, gx, gv0, gk, gth):
+    def _backward(g_spikes, g_spikes_per_step, g_vlast, x, v0, leak_rows, theta_rows, vr, charge, hard, detach,
+                  sg_kind, sg_p, N, need_leak, need_theta, block, gx, gv0, g_leak, g_theta):
         T, J = x.shape
         K = v0.shape[0]
-        nblk = (J + bsize - 1) // bsize
-        inv_p, half_p, inv_p2 = 1.0 / sg_p, sg_p / 2, 1.0 / (sg_p * sg_p)
-        c_hard = 1.0 if hard else 0.0                        # hard reset
-        c_hnd = 1.0 if (hard and not detach) else 0.0        # hard reset, gradient through the reset
-        c_snd = 1.0 if (not hard and not detach) else 0.0    # soft reset, gradient through the reset
-        c_b = 1.0 if mode == 1 else 0.0                      # dh/dx = k (decay_input) or 1
-        c_leak = 1.0 if mode != 0 else 0.0                   # dh/dv = 1 - k (LIF) or 1 (IF)
-        for blk in prange(nblk):
-            lo = blk * bsize
-            n_el = min(J, lo + bsize) - lo
+        n_blocks = (J + block - 1) // block
+        # dv/dh and dv/dθ of the four reset variants, selected by constant coefficients (no branch)
+        hard_c = 1.0 if hard else 0.0                                # hard reset
+        through_hard = 1.0 if (hard and not detach) else 0.0         # ... with gradient through the reset
+        through_soft = 1.0 if (not hard and not detach) else 0.0     # soft reset, gradient through the reset
+        input_scaled = 1.0 if charge == _DECAY_INPUT else 0.0        # dh/dx = k (Form A) or 1
+        leaky = 1.0 if charge != _IF else 0.0                        # dh/dv = 1 - k (LIF) or 1 (IF)
+        for blk in prange(n_blocks):
+            lo = blk * block
+            n_el = min(J, lo + block) - lo
             v = np.empty((K, n_el), dtype=np.float32)
-            kk = np.empty((K, n_el), dtype=np.float32)
-            tt = np.empty((K, n_el), dtype=np.float32)
-            _gather(v0, k, th, lo, n_el, N, v, kk, tt)
+            leak = np.empty((K, n_el), dtype=np.float32)
+            theta = np.empty((K, n_el), dtype=np.float32)
+            _copy_block(v0, lo, n_el, v)
+            _gather_rows(leak_rows, lo, n_el, N, leak)
+            _gather_rows(theta_rows, lo, n_el, N, theta)
             # recompute the block's potentials before reset: nothing of size T x J is kept from forward
-            hbuf = np.empty((T, K, n_el), dtype=np.float32)
+            h_seq = np.empty((T, K, n_el), dtype=np.float32)
             scratch = np.empty(n_el, dtype=np.float32)
             for t in range(T):
-                xt = x[t, lo:lo + n_el]
+                x_t = x[t, lo:lo + n_el]
                 for q in range(K):
-                    _charge_fire(xt, v[q], kk[q], tt[q], hbuf[t, q], scratch, vr, mode, hard, n_el)
+                    _charge_fire(x_t, v[q], leak[q], theta[q], h_seq[t, q], scratch, vr, charge, hard, n_el)
             gv = np.empty((K, n_el), dtype=np.float32)
-            for q in range(K):
-                for i in range(n_el):
-                    gv[q, i] = gvl[q, lo + i]
-            acc_k = np.zeros((K, n_el), dtype=np.float32)
-            acc_th = np.zeros((K, n_el), dtype=np.float32)
-            gxt = np.empty(n_el, dtype=np.float32)
-            gb = np.empty(n_el, dtype=np.float32)
+            _copy_block(g_vlast, lo, n_el, gv)
+            acc_leak = np.zeros((K, n_el), dtype=np.float32)
+            acc_theta = np.zeros((K, n_el), dtype=np.float32)
+            gx_t = np.empty(n_el, dtype=np.float32)
+            sg = np.empty(n_el, dtype=np.float32)
             for t in range(T - 1, -1, -1):
                 for i in range(n_el):
-                    gxt[i] = 0.0
-                xt = x[t, lo:lo + n_el]
+                    gx_t[i] = 0.0
+                x_t = x[t, lo:lo + n_el]
                 for q in range(K):
-                    hq = hbuf[t, q]
-                    gsq = gs[t if gs_time else 0, q, lo:lo + n_el]
-                    hp = hbuf[t - 1, q] if t > 0 else hq
-                    vq0 = v0[q, lo:lo + n_el]
-                    gvq = gv[q]
-                    kq = kk[q]
-                    tq = tt[q]
-                    # g = surrogate'(h - θ), one loop per kind (no branch on the kind inside a loop)
-                    if sg_kind == 0:
-                        for i in range(n_el):
-                            gb[i] = inv_p if abs(hq[i] - tq[i]) < half_p else 0.0
-                    elif sg_kind == 1:
-                        for i in range(n_el):
-                            e = 1.0 / (1.0 + math.exp(-sg_p * (hq[i] - tq[i])))
-                            gb[i] = sg_p * e * (1.0 - e)
-                    elif sg_kind == 2:
-                        for i in range(n_el):
-                            z = _HALF_PI * sg_p * (hq[i] - tq[i])
-                            gb[i] = (sg_p / 2) / (1.0 + z * z)
-                    else:
-                        for i in range(n_el):
-                            gb[i] = max(sg_p - abs(hq[i] - tq[i]), 0.0) * inv_p2
+                    h_q = h_seq[t, q]
+                    gs_q = g_spikes[t if g_spikes_per_step else 0, q, lo:lo + n_el]
+                    h_prev = h_seq[t - 1, q] if t > 0 else h_q
+                    v_start = v0[q, lo:lo + n_el]
+                    gv_q = gv[q]
+                    leak_q = leak[q]
+                    theta_q = theta[q]
+                    _surrogate_grad(sg_kind, sg_p, h_q, theta_q, sg, n_el)
                     for i in range(n_el):
-                        thr = tq[i]
-                        h = hq[i]
-                        g = gb[i]
-                        s = 1.0 if h - thr >= 0 else 0.0
-                        # dv/dh and dv/dθ of the four reset variants, selected by constant coefficients
-                        dvdh = (1.0 - s) * c_hard + (1.0 - c_hard) + c_hnd * (vr - h) * g - c_snd * thr * g
-                        gvi = gvq[i]
-                        gh = gsq[i] * g + gvi * dvdh
-                        if need_th:
-                            dvdth = c_hnd * (h - vr) * g + (1.0 - c_hard) * (-s) + c_snd * thr * g
-                            acc_th[q, i] += -gsq[i] * g + gvi * dvdth
-                        if need_k and mode != 0:
-                            if t > 0:
-                                hpi = hp[i]
-                                if hpi - thr >= 0:
-                                    vprev = vr if hard else hpi - thr
+                        th = theta_q[i]
+                        h = h_q[i]
+                        g = sg[i]
+                        s = 1.0 if h - th >= 0 else 0.0
+                        dv_dh = (1.0 - s) * hard_c + (1.0 - hard_c) + through_hard * (vr - h) * g - through_soft * th * g
+                        gv_i = gv_q[i]
+                        gh = gs_q[i] * g + gv_i * dv_dh
+                        if need_theta:
+                            dv_dth = through_hard * (h - vr) * g + (1.0 - hard_c) * (-s) + through_soft * th * g
+                            acc_theta[q, i] += -gs_q[i] * g + gv_i * dv_dth
+                        if need_leak and charge != _IF:
+                            if t > 0:                        # the potential after the previous step's reset
+                                hp = h_prev[i]
+                                if hp - th >= 0:
+                                    v_prev = vr if hard else hp - th
                                 else:
-                                    vprev = hpi
+                                    v_prev = hp
                             else:
-                                vprev = vq0[i]
-                            if mode == 1:
-                                acc_k[q, i] += gh * (xt[i] - (vprev - vr))
+                                v_prev = v_start[i]
+                            if charge == _DECAY_INPUT:
+                                acc_leak[q, i] += gh * (x_t[i] - (v_prev - vr))
                             else:
-                                acc_k[q, i] -= gh * (vprev - vr)
-                        gxt[i] += c_b * kq[i] * gh + (1.0 - c_b) * gh
-                        gvq[i] = (c_leak * (1.0 - kq[i]) + (1.0 - c_leak)) * gh
-                gx[t, lo:lo + n_el] = gxt
+                                acc_leak[q, i] -= gh * (v_prev - vr)
+                        gx_t[i] += input_scaled * leak_q[i] * gh + (1.0 - input_scaled) * gh
+                        gv_q[i] = (leaky * (1.0 - leak_q[i]) + (1.0 - leaky)) * gh
+                gx[t, lo:lo + n_el] = gx_t
             for q in range(K):
                 for i in range(n_el):
                     gv0[q, lo + i] = gv[q, i]
-                    gk[q, lo + i] = acc_k[q, i]
-                    gth[q, lo + i] = acc_th[q, i]
+                    g_leak[q, lo + i] = acc_leak[q, i]
+                    g_theta[q, lo + i] = acc_theta[q, i]
 
 
 class _BufferPool:
@@ -285,11 +300,8 @@ class _BufferPool:
 _pool = _BufferPool()
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().numpy()
-
-
-def _set_threads() -> None:
+def set_threads() -> None:
+    """Run numba's parallel loops on torch's thread count (and keep torch's own setting)."""
     n = torch.get_num_threads()
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
     # numba's OpenMP layer, launched by its first call, sets the OpenMP thread count it shares with
@@ -304,36 +316,48 @@ def _set_threads() -> None:
 # opaque operator with a known output shape (the fake implementations) and a known backward, instead of
 # trying to trace into numba. The operators' contract:
 #
-#   snnedu::cpu_multistep(x [T, B, *S], v0 [K, B, *S], k, th, vr, mode, hard, detach, sg_kind, sg_p, name)
+#   snnedu::cpu_multistep(x [T, B, *S], v0 [K, B, *S], k, th, vr, charge, hard, detach, sg_kind, sg_p, name)
 #       -> (spikes [T, K, B, *S], v_last [K, B, *S])
 #
 # with the leak k and threshold th as tensors of the parameters' own shapes (broadcastable to
-# [K, 1, *S]; a 0-d tensor for a float) and the scalars of the plan: the reset potential vr, the charge
-# mode (0 IF, 1 decay_input, 2 plain leak), hard/soft reset, detach_reset, the surrogate code and
-# parameter (used by backward only) and the neuron's name (for the NaN/inf message).
+# [K, 1, *S]; a 0-d tensor for a float) and the plan's scalars (kernels.common.MultistepSpec): the reset
+# potential vr, the Charge kind, hard/soft reset, detach_reset, the SurrogateKind and its parameter (used
+# by backward only), and the neuron's name (for the NaN/inf message).
 # snnedu::cpu_multistep_backward(g_spikes, g_vlast, x, v0, k, th, ..., need_k, need_th) returns
 # (grad_x, grad_v0, grad_k, grad_th) in the shapes and dtypes of x, v0, k and th.
 
-def _flat_f32(t: torch.Tensor, *shape: int) -> torch.Tensor:
+def flat_f32(t: torch.Tensor, *shape: int) -> torch.Tensor:
+    """``t`` detached, reshaped to ``shape``, as a contiguous float32 tensor (a kernel's input)."""
     return t.detach().reshape(shape).to(torch.float32).contiguous()
 
 
-def _forward_impl(x: torch.Tensor, v0: torch.Tensor, k: torch.Tensor, th: torch.Tensor, vr: float, mode: int,
+def as_numpy(t: torch.Tensor) -> np.ndarray:
+    """The numpy view of a CPU tensor (no copy), for a numba kernel."""
+    return t.detach().numpy()
+
+
+def _plan(x: torch.Tensor, v0: torch.Tensor, vr: float, charge: int, hard: bool, detach: bool, sg_kind: int,
+          sg_p: float) -> MultistepSpec:
+    """The operator's scalars back as the plan (the operator schema takes only plain values)."""
+    lay = Layout(x.shape[0], v0.shape[0], x.shape[1], tuple(x.shape[2:]), multi=True)
+    return MultistepSpec(lay, Charge(charge), hard, vr, detach, SurrogateKind(sg_kind), sg_p)
+
+
+def _forward_impl(x: torch.Tensor, v0: torch.Tensor, k: torch.Tensor, th: torch.Tensor, vr: float, charge: int,
                   hard: bool, detach: bool, sg_kind: int, sg_p: float, name: str) -> Tuple[torch.Tensor, torch.Tensor]:
-    lay = Layout(x.shape[0], v0.shape[0], x.shape[1], tuple(x.shape[2:]))
-    T, K, J = lay.T, lay.K, lay.J
-    x2 = _flat_f32(x, T, J)
-    v02 = _flat_f32(v0, K, J)
+    spec = _plan(x, v0, vr, charge, hard, detach, sg_kind, sg_p)
+    T, K, J = spec.layout.T, spec.layout.K, spec.layout.J
     spikes = _pool.empty(T, K, J)
-    vlast = torch.empty(K, J, dtype=torch.float32)
-    bad = np.zeros((J + _BLOCK - 1) // _BLOCK, dtype=np.int64)
-    _set_threads()
-    _forward(_np(x2), _np(v02), _np(param_rows(k, lay, "cpu")), _np(param_rows(th, lay, "cpu")), np.float32(vr),
-             mode, hard, lay.N, _np(spikes), _np(vlast), bad)
-    if bad.any():
+    v_last = torch.empty(K, J, dtype=torch.float32)
+    n_bad = np.zeros((J + _BLOCK - 1) // _BLOCK, dtype=np.int64)
+    set_threads()
+    _forward(as_numpy(flat_f32(x, T, J)), as_numpy(flat_f32(v0, K, J)), as_numpy(spec.rows(k, "cpu")),
+             as_numpy(spec.rows(th, "cpu")), np.float32(vr), charge, hard, spec.layout.N, as_numpy(spikes),
+             as_numpy(v_last), n_bad)
+    if n_bad.any():
         check_finite(name, x, known_bad=True)
     return (spikes.to(x.dtype).view(T, K, *x.shape[1:]),
-            vlast.to(x.dtype).view(K, *x.shape[1:]))
+            v_last.to(x.dtype).view(K, *x.shape[1:]))
 
 
 _op_forward = torch.library.custom_op("snnedu::cpu_multistep", _forward_impl, mutates_args=(),
@@ -341,35 +365,45 @@ _op_forward = torch.library.custom_op("snnedu::cpu_multistep", _forward_impl, mu
 
 
 @_op_forward.register_fake
-def _(x, v0, k, th, vr, mode, hard, detach, sg_kind, sg_p, name):
+def _(x, v0, k, th, vr, charge, hard, detach, sg_kind, sg_p, name):
     return x.new_empty((x.shape[0], v0.shape[0], *x.shape[1:])), x.new_empty((v0.shape[0], *x.shape[1:]))
 
 
+def output_grad(g: torch.Tensor, T: int, K: int, J: int) -> Tuple[torch.Tensor, bool]:
+    """The spikes' gradient as float32 ``[T or 1, K, J]`` and whether it varies over time: a gradient
+    that is the same at every step (of ``out.sum()``, ``out.mean(0)``, ...) arrives broadcast over time
+    and is passed as one step instead of materialising T copies."""
+    gs = g.reshape(T, K, J)
+    per_step = gs.shape[0] > 1 and gs.stride(0) != 0
+    return (gs if per_step else gs[:1]).to(torch.float32).contiguous(), per_step
+
+
+def backward_block(T: int, per_element: int) -> int:
+    """Elements per block of a backward pass that recomputes ``per_element`` floats per step and element
+    (a buffer of at most 1 MiB per block)."""
+    return max(16, min(_BLOCK, (1 << 18) // max(1, T * per_element)))
+
+
 def _backward_impl(g_spikes: torch.Tensor, g_vlast: torch.Tensor, x: torch.Tensor, v0: torch.Tensor,
-                   k: torch.Tensor, th: torch.Tensor, vr: float, mode: int, hard: bool, detach: bool,
+                   k: torch.Tensor, th: torch.Tensor, vr: float, charge: int, hard: bool, detach: bool,
                    sg_kind: int, sg_p: float, need_k: bool, need_th: bool
                    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    lay = Layout(x.shape[0], v0.shape[0], x.shape[1], tuple(x.shape[2:]))
-    T, K, J = lay.T, lay.K, lay.J
-    # a gradient that is the same at every step (of out.sum(), out.mean(0), ...) is broadcast over
-    # time: pass one step of it instead of materialising T copies
-    gs = g_spikes.reshape(T, K, J)
-    gs_time = gs.shape[0] > 1 and gs.stride(0) != 0
-    gs = (gs if gs_time else gs[:1]).to(torch.float32).contiguous()
-    gvl = _flat_f32(g_vlast, K, J)
+    spec = _plan(x, v0, vr, charge, hard, detach, sg_kind, sg_p)
+    T, K, J = spec.layout.T, spec.layout.K, spec.layout.J
+    gs, per_step = output_grad(g_spikes, T, K, J)
     gx = _pool.empty(T, J)
     gv0 = torch.empty(K, J)
     gk = torch.empty(K, J)
     gth = torch.empty(K, J)
-    bsize = max(16, min(_BLOCK, (1 << 18) // max(1, T * K)))   # recompute buffer <= 1 MiB per block
-    _set_threads()
-    _backward(_np(gs), gs_time, _np(gvl), _np(_flat_f32(x, T, J)), _np(_flat_f32(v0, K, J)),
-              _np(param_rows(k, lay, "cpu")), _np(param_rows(th, lay, "cpu")), np.float32(vr), mode, hard, detach,
-              sg_kind, np.float32(sg_p), lay.N, need_k, need_th, bsize, _np(gx), _np(gv0), _np(gk), _np(gth))
+    set_threads()
+    _backward(as_numpy(gs), per_step, as_numpy(flat_f32(g_vlast, K, J)), as_numpy(flat_f32(x, T, J)),
+              as_numpy(flat_f32(v0, K, J)), as_numpy(spec.rows(k, "cpu")), as_numpy(spec.rows(th, "cpu")),
+              np.float32(vr), charge, hard, detach, sg_kind, np.float32(sg_p), spec.layout.N, need_k, need_th,
+              backward_block(T, K), as_numpy(gx), as_numpy(gv0), as_numpy(gk), as_numpy(gth))
     # per-element parameter gradients [K, B*N] (summed over time) -> the parameters' own shapes
     return (gx.to(x.dtype).view(x.shape), gv0.to(v0.dtype).view(v0.shape),
-            reduce_grad(gk, k, lay) if need_k else k.new_zeros(k.shape),
-            reduce_grad(gth, th, lay) if need_th else th.new_zeros(th.shape))
+            spec.grad_to(gk, k.shape, k.dtype) if need_k else k.new_zeros(k.shape),
+            spec.grad_to(gth, th.shape, th.dtype) if need_th else th.new_zeros(th.shape))
 
 
 _op_backward = torch.library.custom_op("snnedu::cpu_multistep_backward", _backward_impl, mutates_args=(),
@@ -377,25 +411,25 @@ _op_backward = torch.library.custom_op("snnedu::cpu_multistep_backward", _backwa
 
 
 @_op_backward.register_fake
-def _(g_spikes, g_vlast, x, v0, k, th, vr, mode, hard, detach, sg_kind, sg_p, need_k, need_th):
+def _(g_spikes, g_vlast, x, v0, k, th, vr, charge, hard, detach, sg_kind, sg_p, need_k, need_th):
     return x.new_empty(x.shape), v0.new_empty(v0.shape), k.new_empty(k.shape), th.new_empty(th.shape)
 
 
 def _setup_context(ctx, inputs, output):
-    x, v0, k, th, vr, mode, hard, detach, sg_kind, sg_p, _name = inputs
+    x, v0, k, th, vr, charge, hard, detach, sg_kind, sg_p, _name = inputs
     # backward recomputes the potentials from the input: the input is kept (no copy), nothing new of
     # size T x B x N is stored
     ctx.save_for_backward(x, v0, k, th)
-    ctx.cfg = (vr, mode, hard, detach, sg_kind, sg_p)
+    ctx.cfg = (vr, charge, hard, detach, sg_kind, sg_p)
 
 
 def _gradients(ctx, g_spikes, g_vlast, backward=_op_backward):
     x, v0, k, th = ctx.saved_tensors
-    vr, mode, hard, detach, sg_kind, sg_p = ctx.cfg
-    need_k = bool(ctx.needs_input_grad[2]) and mode != 0
+    vr, charge, hard, detach, sg_kind, sg_p = ctx.cfg
+    need_k = bool(ctx.needs_input_grad[2]) and charge != _IF
     need_th = bool(ctx.needs_input_grad[3])
-    gx, gv0, gk, gth = backward(g_spikes, g_vlast, x, v0, k, th, vr, mode, hard, detach, sg_kind, sg_p,
-                                    need_k, need_th)
+    gx, gv0, gk, gth = backward(g_spikes, g_vlast, x, v0, k, th, vr, charge, hard, detach, sg_kind, sg_p,
+                                need_k, need_th)
     return (gx, gv0 if ctx.needs_input_grad[1] else None, gk if need_k else None, gth if need_th else None,
             None, None, None, None, None, None, None)
 
@@ -420,8 +454,8 @@ class _EagerMultistep(torch.autograd.Function):
         return _gradients(ctx, g_spikes, g_vlast, backward=_backward_impl)
 
 
-def _as_tensor(p) -> torch.Tensor:
-    """A parameter for the operator: a tensor as it is (its gradient comes back in its shape), a float
+def as_tensor(p) -> torch.Tensor:
+    """A parameter for an operator: a tensor as it is (its gradient comes back in its shape), a float
     (or ``None``, the IF leak, unused) as a 0-d float32 tensor."""
     return p if isinstance(p, torch.Tensor) else torch.tensor(0.0 if p is None else float(p))
 
@@ -432,15 +466,11 @@ def cpu_multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, sur
     """Same arguments and results as :func:`snnedu.functional.neuron_multistep` (without ``record``):
     ``(spikes [T, (K,) B, *S], v_last)``. ``v0`` ``[K, B, *S]`` selects K levels. A NaN/inf in
     ``x_seq`` raises :class:`snnedu.errors.InputError` naming ``name`` (unless input checks are off)."""
-    decay_input, detach_reset = flag("decay_input", decay_input), flag("detach_reset", detach_reset)
-    lay = layout(x_seq, v0)
-    vr = 0.0 if v_reset is None else float(v_reset)
-    if v0 is None:
-        v0 = torch.full((lay.K, lay.B, *lay.S), vr, dtype=x_seq.dtype)
-    mode = 0 if k is None else (1 if decay_input else 2)
-    sg_kind, sg_p = surrogate_code(surrogate)
+    spec = MultistepSpec.build(x_seq, v0, surrogate=surrogate, k=k, v_reset=v_reset, decay_input=decay_input,
+                               detach_reset=detach_reset, what="the CPU fast path")
     traced = torch.compiler.is_compiling() or torch.jit.is_tracing()
     run = _op_forward if traced else _EagerMultistep.apply
-    spikes, v_last = run(x_seq, v0.reshape(lay.K, lay.B, *lay.S), _as_tensor(k), _as_tensor(v_threshold),
-                         vr, mode, v_reset is not None, bool(detach_reset), sg_kind, sg_p, name)
-    return spikes.reshape(lay.spikes_shape()), v_last.reshape(lay.state_shape())
+    spikes, v_last = run(x_seq, spec.initial_state(x_seq, v0), as_tensor(k), as_tensor(v_threshold),
+                         spec.v_reset, int(spec.charge), spec.hard_reset, spec.detach_reset, int(spec.surrogate),
+                         spec.surrogate_param, name)
+    return spec.results(spikes, v_last)

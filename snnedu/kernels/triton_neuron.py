@@ -40,7 +40,6 @@ the batch and back to the parameter's own shape.
 Use :func:`available` to know whether the kernels can run (Triton importable and a CUDA device, or
 the Triton interpreter selected with ``TRITON_INTERPRET=1``, where the kernels accept CPU tensors).
 """
-import math
 import os
 from typing import Optional, Union
 
@@ -48,7 +47,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .._checks import flags
-from ..functional.surrogate import ATan, Rectangular, Sigmoid, Surrogate, Triangle
+from ..functional.surrogate import Surrogate
+from .common import Charge, MultistepSpec, SurrogateKind
 
 try:  # Triton is optional: the module imports without it, available() then says False
     import triton
@@ -59,14 +59,20 @@ except ImportError:  # pragma: no cover - depends on the environment
     class tl:  # placeholder so that the kernel signatures below still evaluate
         constexpr = "constexpr"
 
-__all__ = ["available", "triton_multistep", "TritonMultistep", "SURROGATE_KINDS"]
+__all__ = ["available", "triton_multistep", "TritonMultistep", "surrogate_grad"]
 
 Scalar = Union[float, torch.Tensor]
 
-# surrogate class -> (kernel code, name of its single hyper-parameter)
-SURROGATE_KINDS = {Rectangular: (0, "a"), Sigmoid: (1, "alpha"), ATan: (2, "alpha"), Triangle: (3, "gamma")}
 
-_CHARGE_IF, _CHARGE_DECAY_INPUT, _CHARGE_PLAIN = 0, 1, 2
+def _const(value: int):
+    """A module-level compile-time constant a kernel may read (Triton accepts only constexpr globals)."""
+    return tl.constexpr(int(value)) if triton is not None else int(value)
+
+
+# the plan's kinds (kernels.common) as the kernels' constants
+CHARGE_IF, CHARGE_DECAY_INPUT = _const(Charge.IF), _const(Charge.DECAY_INPUT)
+SG_RECTANGULAR, SG_SIGMOID, SG_ATAN = (_const(SurrogateKind.RECTANGULAR), _const(SurrogateKind.SIGMOID),
+                                       _const(SurrogateKind.ATAN))
 
 
 def _interpret() -> bool:
@@ -93,9 +99,9 @@ def available() -> bool:
 # triton.jit decides at wrap time between the compiler and the interpreter, so wrapping lazily makes
 # TRITON_INTERPRET=1 effective even when this module was imported before the variable was set.
 #
-# Layout: M = B * N elements per level and step; a step of a [K, M] state is contiguous, time-major
-# tensors are [T, K, M] (h_seq, spikes) or [T, M] (x_seq). Parameters k / theta are [K, N] with
-# strides (pk0, pk1) / (pt0, pt1) (a stride 0 broadcasts a scalar or per-level value).
+# Layout (kernels.common.Layout): J = B * N elements per level and step; a step of a [K, J] state is
+# contiguous, time-major tensors are [T, K, J] (h_seq, spikes) or [T, J] (x_seq). Parameters k / theta
+# are [K, N] rows (MultistepSpec.rows) with strides (pk0, pk1) / (pt0, pt1).
 #
 # Only builtins of triton.language are used (no tl.sum / tl.sigmoid / tl.zeros, which are themselves
 # jit functions fixed as compiled or interpreted when triton is imported): so the kernels also run in
@@ -106,39 +112,59 @@ def _add(a, b):
     return a + b
 
 
-_add_combine = None  # the jit-wrapped _add for the current mode, set by _kernels()
+def surrogate_grad(z, p, SG: tl.constexpr):
+    """g(z), the surrogate derivative of the spike at ``z = h - θ`` for the kind ``SG``
+    (:class:`snnedu.kernels.common.SurrogateKind`) with parameter ``p``: the formulas of
+    :mod:`snnedu.functional.surrogate`. Kernels call it as ``_surrogate_grad`` (jit-wrapped in
+    :func:`_kernels`)."""
+    if SG == SG_RECTANGULAR:  # width a
+        g = (tl.abs(z) < p / 2).to(tl.float32) / p
+    elif SG == SG_SIGMOID:  # alpha
+        sgm = 1.0 / (1.0 + tl.exp(-(p * z)))
+        g = p * sgm * (1.0 - sgm)
+    elif SG == SG_ATAN:  # alpha
+        u = (3.141592653589793 / 2) * p * z
+        g = (p / 2) / (1.0 + u * u)
+    else:  # triangle, gamma
+        g = tl.maximum(p - tl.abs(z), 0.0) / (p * p)
+    return g
+
+
+# the jit-wrapped helpers for the current mode, set by _kernels()
+_add_combine = None
+_surrogate_grad = None
 
 
 def _fwd_kernel(x_ptr, v0_ptr, k_ptr, th_ptr, s_ptr, h_ptr, vlast_ptr,
-                T, K, M, N, pk0, pk1, pt0, pt1, v_reset,
+                T, K, J, N, pk0, pk1, pt0, pt1, v_reset,
                 CHARGE: tl.constexpr, HARD: tl.constexpr, SAVE_H: tl.constexpr,
                 KP: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     cols = pid * BLOCK + tl.arange(0, BLOCK)  # element of one level: b * N + n
     rows = tl.arange(0, KP)  # level
-    cmask = cols < M
+    cmask = cols < J
     mask = (rows < K)[:, None] & cmask[None, :]
     n = (cols % N)[None, :]
     lvl = rows[:, None]
     th = tl.load(th_ptr + lvl * pt0 + n * pt1, mask=mask, other=1.0).to(tl.float32)
-    if CHARGE != 0:
-        kk = tl.load(k_ptr + lvl * pk0 + n * pk1, mask=mask, other=0.0).to(tl.float32)
-    eoff = lvl * M + cols[None, :]
+    if CHARGE != CHARGE_IF:
+        leak = tl.load(k_ptr + lvl * pk0 + n * pk1, mask=mask, other=0.0).to(tl.float32)
+    eoff = lvl * J + cols[None, :]
     v = tl.load(v0_ptr + eoff, mask=mask, other=0.0).to(tl.float32)
     vr = v_reset if HARD else 0.0
-    KM = K * M
+    KJ = K * J
     x_ptrs = x_ptr + cols
     s_ptrs = s_ptr + eoff
     h_ptrs = h_ptr + eoff
     for _t in range(T):
         x = tl.load(x_ptrs, mask=cmask, other=0.0).to(tl.float32)[None, :]
         # same operation order as snnedu.functional.charge, so fp32 results match it bit for bit
-        if CHARGE == 0:
+        if CHARGE == CHARGE_IF:
             h = v + x
-        elif CHARGE == 1:
-            h = v + kk * (x - (v - vr))
+        elif CHARGE == CHARGE_DECAY_INPUT:
+            h = v + leak * (x - (v - vr))
         else:
-            h = v - kk * (v - vr) + x
+            h = v - leak * (v - vr) + x
         if SAVE_H:
             tl.store(h_ptrs, h, mask=mask)
         spike = (h - th) >= 0.0
@@ -148,15 +174,15 @@ def _fwd_kernel(x_ptr, v0_ptr, k_ptr, th_ptr, s_ptr, h_ptr, vlast_ptr,
             v = tl.where(spike, vr, h)
         else:
             v = tl.where(spike, h - th, h)
-        x_ptrs += M
-        s_ptrs += KM
-        h_ptrs += KM
+        x_ptrs += J
+        s_ptrs += KJ
+        h_ptrs += KJ
     tl.store(vlast_ptr + eoff, v.to(vlast_ptr.dtype.element_ty), mask=mask)
 
 
 def _bwd_kernel(gs_ptr, gv_ptr, h_ptr, x_ptr, v0_ptr, k_ptr, th_ptr,
                 gx_ptr, gv0_ptr, gk_ptr, gth_ptr,
-                T, K, M, N, pk0, pk1, pt0, pt1, v_reset, sg_p,
+                T, K, J, N, pk0, pk1, pt0, pt1, v_reset, sg_p,
                 CHARGE: tl.constexpr, HARD: tl.constexpr, DETACH: tl.constexpr,
                 SG: tl.constexpr, HAS_GS: tl.constexpr, HAS_GV: tl.constexpr,
                 NEED_K: tl.constexpr, NEED_TH: tl.constexpr,
@@ -164,24 +190,22 @@ def _bwd_kernel(gs_ptr, gv_ptr, h_ptr, x_ptr, v0_ptr, k_ptr, th_ptr,
     pid = tl.program_id(0)
     cols = pid * BLOCK + tl.arange(0, BLOCK)
     rows = tl.arange(0, KP)
-    cmask = cols < M
+    cmask = cols < J
     mask = (rows < K)[:, None] & cmask[None, :]
     n = (cols % N)[None, :]
     lvl = rows[:, None]
     th = tl.load(th_ptr + lvl * pt0 + n * pt1, mask=mask, other=1.0).to(tl.float32)
-    if CHARGE != 0:
-        kk = tl.load(k_ptr + lvl * pk0 + n * pk1, mask=mask, other=0.0).to(tl.float32)
-        a = 1.0 - kk
-        if CHARGE == 1:
-            b = kk
+    if CHARGE != CHARGE_IF:
+        leak = tl.load(k_ptr + lvl * pk0 + n * pk1, mask=mask, other=0.0).to(tl.float32)
+        keep = 1.0 - leak  # dh/dv
     vr = v_reset if HARD else 0.0
-    eoff = lvl * M + cols[None, :]
-    KM = K * M
+    eoff = lvl * J + cols[None, :]
+    KJ = K * J
     last = (T - 1).to(tl.int64)
-    x_ptrs = x_ptr + last * M + cols
-    gx_ptrs = gx_ptr + last * M + cols
-    h_ptrs = h_ptr + last * KM + eoff
-    gs_ptrs = gs_ptr + last * KM + eoff
+    x_ptrs = x_ptr + last * J + cols
+    gx_ptrs = gx_ptr + last * J + cols
+    h_ptrs = h_ptr + last * KJ + eoff
+    gs_ptrs = gs_ptr + last * KJ + eoff
     if HAS_GV:
         gv = tl.load(gv_ptr + eoff, mask=mask, other=0.0).to(tl.float32)
     else:
@@ -197,17 +221,7 @@ def _bwd_kernel(gs_ptr, gv_ptr, h_ptr, x_ptr, v0_ptr, k_ptr, th_ptr,
         z = h - th
         spike = z >= 0.0
         s = spike.to(tl.float32)
-        # surrogate derivative g(z), same formulas as snnedu.functional.surrogate
-        if SG == 0:  # rectangular, width a
-            g = (tl.abs(z) < sg_p / 2).to(tl.float32) / sg_p
-        elif SG == 1:  # sigmoid, alpha
-            sgm = 1.0 / (1.0 + tl.exp(-(sg_p * z)))
-            g = sg_p * sgm * (1.0 - sgm)
-        elif SG == 2:  # atan, alpha
-            u = (3.141592653589793 / 2) * sg_p * z
-            g = (sg_p / 2) / (1.0 + u * u)
-        else:  # triangle, gamma
-            g = tl.maximum(sg_p - tl.abs(z), 0.0) / (sg_p * sg_p)
+        g = _surrogate_grad(z, sg_p, SG)
         if HARD:
             if DETACH:
                 dvdh = 1.0 - s
@@ -239,32 +253,32 @@ def _bwd_kernel(gs_ptr, gv_ptr, h_ptr, x_ptr, v0_ptr, k_ptr, th_ptr,
                 dth = dth - gs * g
             gth += dth
         # potential before reset of the previous step (loaded once: it is the next iteration's h)
-        h_prev = tl.load(h_ptrs - KM, mask=mask & (t > 0), other=0.0)
+        h_prev = tl.load(h_ptrs - KJ, mask=mask & (t > 0), other=0.0)
         if NEED_K:
             if HARD:
                 vp = tl.where((h_prev - th) >= 0.0, vr, h_prev)
             else:
                 vp = tl.where((h_prev - th) >= 0.0, h_prev - th, h_prev)
             vp = tl.where(t > 0, vp, v0)
-            if CHARGE == 1:
+            if CHARGE == CHARGE_DECAY_INPUT:
                 x = tl.load(x_ptrs, mask=cmask, other=0.0).to(tl.float32)[None, :]
                 gk += dh * (x - (vp - vr))
             else:
                 gk -= dh * (vp - vr)
-        if CHARGE == 1:
-            gx = tl.reduce(b * dh, 0, _add_combine)  # x is shared: sum over the levels
+        if CHARGE == CHARGE_DECAY_INPUT:
+            gx = tl.reduce(leak * dh, 0, _add_combine)  # x is shared: sum over the levels
         else:
             gx = tl.reduce(dh, 0, _add_combine)
         tl.store(gx_ptrs, gx.to(gx_ptr.dtype.element_ty), mask=cmask)
-        if CHARGE == 0:
+        if CHARGE == CHARGE_IF:
             gv = dh
         else:
-            gv = a * dh
+            gv = keep * dh
         h = h_prev
-        x_ptrs -= M
-        gx_ptrs -= M
-        h_ptrs -= KM
-        gs_ptrs -= KM
+        x_ptrs -= J
+        gx_ptrs -= J
+        h_ptrs -= KJ
+        gs_ptrs -= KJ
     tl.store(gv0_ptr + eoff, gv, mask=mask)
     if NEED_K:
         tl.store(gk_ptr + eoff, gk, mask=mask)
@@ -277,48 +291,21 @@ _JIT_CACHE: dict = {}
 
 def _kernels():
     """``(fwd, bwd)`` wrapped with ``triton.jit`` for the current mode (compiled or interpreted)."""
-    global _add_combine
+    global _add_combine, _surrogate_grad
     mode = _interpret()
     if mode not in _JIT_CACHE:
         # T is never specialised: the backward kernel computes (T - 1) as a 64-bit offset
         _JIT_CACHE[mode] = (triton.jit(_fwd_kernel, do_not_specialize=["T"]),
-                            triton.jit(_bwd_kernel, do_not_specialize=["T"]), triton.jit(_add))
-    fwd, bwd, _add_combine = _JIT_CACHE[mode]  # the global the backward kernel's reduction calls
+                            triton.jit(_bwd_kernel, do_not_specialize=["T"]), triton.jit(_add),
+                            triton.jit(surrogate_grad))
+    # the globals the kernels call (a reduction's combine function, the surrogate derivative)
+    fwd, bwd, _add_combine, _surrogate_grad = _JIT_CACHE[mode]
     return fwd, bwd
 
 
 # ------------------------------------------------------------------------------------------------------
 # Host side
 # ------------------------------------------------------------------------------------------------------
-
-def _surrogate_code(surrogate) -> tuple:
-    for cls, (code, attr) in SURROGATE_KINDS.items():
-        if type(surrogate) is cls:
-            return code, float(getattr(surrogate, attr))
-    names = ", ".join(c.__name__ for c in SURROGATE_KINDS)
-    raise NotImplementedError(f"triton_multistep has kernels for the surrogates {names}; got "
-                              f"{type(surrogate).__name__} (use snnedu.functional.neuron_multistep)")
-
-
-def _as_param(p, levels: int, sample: tuple, device, multi: bool) -> torch.Tensor:
-    """Parameter (float or tensor broadcasting against a state ``[(K,) B, *sample]``, the K axis
-    present when ``multi``) -> fp32 ``[K, N]`` (a stride-0 view where the value is shared)."""
-    N = math.prod(sample)
-    if not isinstance(p, torch.Tensor):
-        return torch.full((1, 1), float(p), dtype=torch.float32, device=device).expand(levels, N)
-    target = (levels, 1, *sample)
-    try:
-        ok = torch.broadcast_shapes(p.shape, target) == target
-    except RuntimeError:
-        ok = False
-    if not ok or p.dim() > len(sample) + 1 + int(multi):
-        raise NotImplementedError(
-            f"triton_multistep: a parameter of shape {list(p.shape)} does not fit one value per layer, "
-            f"level or neuron of a state [{'K, ' if multi else ''}B, *{list(sample)}] (K={levels}); "
-            "parameters that vary over the batch need snnedu.functional.neuron_multistep")
-    p = p.detach().to(device=device, dtype=torch.float32)
-    return p.expand(target).reshape(levels, N)
-
 
 def _shape_dtype(t):
     """What backward needs to know of an input (no reference to the tensor itself is kept)."""
@@ -331,41 +318,39 @@ def _block(KP: int, M: int) -> int:
 
 
 class TritonMultistep(torch.autograd.Function):
-    """Autograd wrapper of the fused kernels. Use :func:`triton_multistep`, which prepares the inputs.
+    """Autograd wrapper of the fused kernels. Use :func:`triton_multistep`, which plans the call.
 
-    ``forward(ctx, x_seq, v0, k, v_threshold, cfg)``: ``x_seq`` ``[T, B, *sample]``, ``v0`` the initial
-    potential ``[K, B, *sample]`` (``K = cfg['levels']``, also for ``K = 1``), ``k`` / ``v_threshold``
-    floats or tensors; returns spikes ``[T, K, B, *sample]`` and ``v_last`` ``[K, B, *sample]``.
+    ``forward(ctx, x_seq, v0, k, v_threshold, spec)``: ``x_seq`` ``[T, B, *sample]``, ``v0`` the initial
+    potential ``[K, B, *sample]`` (also for ``K = 1``), ``k`` / ``v_threshold`` floats or tensors,
+    ``spec`` the :class:`~snnedu.kernels.common.MultistepSpec`; returns spikes ``[T, K, B, *sample]``
+    and ``v_last`` ``[K, B, *sample]``.
     """
 
     @staticmethod
-    def forward(ctx, x_seq, v0, k, v_threshold, cfg):
+    def forward(ctx, x_seq, v0, k, v_threshold, spec: MultistepSpec):
         fwd, _ = _kernels()
-        T, B = x_seq.shape[0], x_seq.shape[1]
-        sample = tuple(x_seq.shape[2:])
-        K = cfg["levels"]
-        N = math.prod(sample)
-        M = B * N
+        lay = spec.layout
+        T, K, J, N = lay.T, lay.K, lay.J, lay.N
         dev = x_seq.device
         x = x_seq.detach().contiguous()
         v0c = v0.detach().contiguous()
-        kp = _as_param(1.0 if k is None else k, K, sample, dev, cfg["multi"])
-        thp = _as_param(v_threshold, K, sample, dev, cfg["multi"])
-        spikes = torch.empty((T, K, B, *sample), dtype=x.dtype, device=dev)
-        v_last = torch.empty((K, B, *sample), dtype=x.dtype, device=dev)
+        kp = spec.rows(k, dev)
+        thp = spec.rows(v_threshold, dev)
+        spikes = torch.empty((T, K, lay.B, *lay.S), dtype=x.dtype, device=dev)
+        v_last = torch.empty((K, lay.B, *lay.S), dtype=x.dtype, device=dev)
         save_h = any(ctx.needs_input_grad[:4])
-        h_seq = torch.empty((T, K, B, *sample) if save_h else (1,), dtype=torch.float32, device=dev)
+        h_seq = torch.empty((T, K, lay.B, *lay.S) if save_h else (1,), dtype=torch.float32, device=dev)
         KP = triton.next_power_of_2(K)
-        BLOCK = _block(KP, M)
-        if M > 0:
-            fwd[(triton.cdiv(M, BLOCK),)](
+        BLOCK = _block(KP, J)
+        if J > 0:
+            fwd[(triton.cdiv(J, BLOCK),)](
                 x, v0c, kp, thp, spikes, h_seq, v_last,
-                T, K, M, N, kp.stride(0), kp.stride(1), thp.stride(0), thp.stride(1), cfg["vr"],
-                CHARGE=cfg["charge"], HARD=cfg["hard"], SAVE_H=save_h, KP=KP, BLOCK=BLOCK, num_warps=4,
+                T, K, J, N, kp.stride(0), kp.stride(1), thp.stride(0), thp.stride(1), spec.v_reset,
+                CHARGE=int(spec.charge), HARD=spec.hard_reset, SAVE_H=save_h, KP=KP, BLOCK=BLOCK, num_warps=4,
                 enable_fp_fusion=False)  # no fused multiply-add: rounds like the reference, spikes identical
         if save_h:
             ctx.save_for_backward(h_seq, x, v0c, kp, thp)
-            ctx.meta = (cfg, _shape_dtype(k), _shape_dtype(v_threshold), _shape_dtype(v0), KP, BLOCK)
+            ctx.meta = (spec, _shape_dtype(k), _shape_dtype(v_threshold), _shape_dtype(v0), KP, BLOCK)
         return spikes, v_last
 
     @staticmethod
@@ -373,38 +358,42 @@ class TritonMultistep(torch.autograd.Function):
     def backward(ctx, grad_spikes, grad_v):
         _, bwd = _kernels()
         h_seq, x, v0c, kp, thp = ctx.saved_tensors
-        cfg, k_sd, th_sd, (v0_shape, v0_dtype), KP, BLOCK = ctx.meta
-        T, B = x.shape[0], x.shape[1]
-        sample = tuple(x.shape[2:])
-        K, N = kp.shape
-        M = B * N
+        spec, k_sd, th_sd, (v0_shape, v0_dtype), KP, BLOCK = ctx.meta
+        lay = spec.layout
+        T, K, J, N = lay.T, lay.K, lay.J, lay.N
         dev = x.device
-        need_k = bool(ctx.needs_input_grad[2]) and cfg["charge"] != _CHARGE_IF
+        need_k = bool(ctx.needs_input_grad[2]) and spec.charge != Charge.IF
         need_th = bool(ctx.needs_input_grad[3])
         f32 = torch.float32
         gx = torch.empty_like(x)
-        gv0 = torch.empty((K, M), dtype=f32, device=dev)
-        gk = torch.empty((K, M) if need_k else (1,), dtype=f32, device=dev)
-        gth = torch.empty((K, M) if need_th else (1,), dtype=f32, device=dev)
+        gv0 = torch.empty((K, J), dtype=f32, device=dev)
+        gk = torch.empty((K, J) if need_k else (1,), dtype=f32, device=dev)
+        gth = torch.empty((K, J) if need_th else (1,), dtype=f32, device=dev)
         gs = grad_spikes.contiguous() if grad_spikes is not None else gx  # dummy pointer when absent
         gv = grad_v.contiguous() if grad_v is not None else gv0
-        if M > 0:
-            bwd[(triton.cdiv(M, BLOCK),)](
+        if J > 0:
+            bwd[(triton.cdiv(J, BLOCK),)](
                 gs, gv, h_seq, x, v0c, kp, thp, gx, gv0, gk, gth,
-                T, K, M, N, kp.stride(0), kp.stride(1), thp.stride(0), thp.stride(1), cfg["vr"], cfg["sg_p"],
-                CHARGE=cfg["charge"], HARD=cfg["hard"], DETACH=cfg["detach"], SG=cfg["sg"],
-                HAS_GS=grad_spikes is not None, HAS_GV=grad_v is not None,
+                T, K, J, N, kp.stride(0), kp.stride(1), thp.stride(0), thp.stride(1), spec.v_reset,
+                spec.surrogate_param, CHARGE=int(spec.charge), HARD=spec.hard_reset, DETACH=spec.detach_reset,
+                SG=int(spec.surrogate), HAS_GS=grad_spikes is not None, HAS_GV=grad_v is not None,
                 NEED_K=need_k, NEED_TH=need_th, KP=KP, BLOCK=BLOCK, num_warps=4)
-
-        def to_param(g, shape_dtype):  # [K, B*N] per element -> the parameter's own shape and dtype
-            g = g.view(K, B, N).sum(1).view(K, 1, *sample)
-            return g.sum_to_size(shape_dtype[0]).to(shape_dtype[1])
-
         grad_x = gx if ctx.needs_input_grad[0] else None
-        grad_v0 = gv0.view(K, B, *sample).sum_to_size(v0_shape).to(v0_dtype) if ctx.needs_input_grad[1] else None
-        grad_k = to_param(gk, k_sd) if need_k else None
-        grad_th = to_param(gth, th_sd) if need_th else None
+        grad_v0 = gv0.view(K, lay.B, *lay.S).sum_to_size(v0_shape).to(v0_dtype) if ctx.needs_input_grad[1] else None
+        grad_k = spec.grad_to(gk, *k_sd) if need_k else None
+        grad_th = spec.grad_to(gth, *th_sd) if need_th else None
         return grad_x, grad_v0, grad_k, grad_th, None
+
+
+def check_input(x_seq: torch.Tensor, what: str) -> None:
+    """What every Triton kernel needs of its input: triton, a float32/float16/bfloat16 tensor, on CUDA
+    (or on CPU under ``TRITON_INTERPRET=1``)."""
+    if triton is None:
+        raise RuntimeError(f"{what} needs the triton package (pip install triton)")
+    if x_seq.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise NotImplementedError(f"{what} supports float32, float16 and bfloat16 inputs, got {x_seq.dtype}")
+    if not x_seq.is_cuda and not _interpret():
+        raise RuntimeError(f"{what} needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors)")
 
 
 @flags("decay_input", "detach_reset")
@@ -431,44 +420,10 @@ def triton_multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, 
     in ``x_seq``'s dtype, and the potential after the last step ``[(K,) B, *sample]``. Gradients flow to
     ``x_seq``, ``v0``, and to ``k`` / ``v_threshold`` when they are tensors requiring grad.
     """
-    if triton is None:
-        raise RuntimeError("triton_multistep needs the triton package (pip install triton)")
     if surrogate is None:
         raise ValueError("triton_multistep needs a surrogate instance")
-    sg, sg_p = _surrogate_code(surrogate)
-    if x_seq.dim() < 2:
-        raise ValueError(f"x_seq must be [T, B, ...], got shape {list(x_seq.shape)}")
-    if x_seq.shape[0] == 0:
-        raise ValueError("x_seq has no time steps (T = 0)")
-    if x_seq.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise NotImplementedError(f"triton_multistep supports float32, float16 and bfloat16 inputs, "
-                                  f"got {x_seq.dtype}")
-    if not x_seq.is_cuda and not _interpret():
-        raise RuntimeError("triton_multistep needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors)")
-    step_shape = tuple(x_seq.shape[1:])
-    # the reference's output has a level axis exactly when v0 has one (v0 [K, B, *sample])
-    multi = v0 is not None and v0.dim() == x_seq.dim()
-    if levels is None:
-        levels = v0.shape[0] if multi else 1
-    K = int(levels)
-    if K < 1:
-        raise ValueError(f"levels must be >= 1, got {levels}")
-    multi = multi or K > 1
-    state_shape = (K, *step_shape)
-    if v0 is None:
-        v0 = x_seq.new_full(state_shape, 0.0 if v_reset is None else float(v_reset))
-    else:
-        if not multi:
-            v0 = v0.unsqueeze(0)
-        try:
-            v0 = v0.expand(state_shape)
-        except RuntimeError:
-            raise ValueError(f"v0 of shape {list(v0.shape)} does not fit the state "
-                             f"{list(state_shape if multi else step_shape)} of x_seq {list(x_seq.shape)}") from None
-    cfg = dict(levels=K, multi=multi, vr=0.0 if v_reset is None else float(v_reset), hard=v_reset is not None,
-               detach=bool(detach_reset), sg=sg, sg_p=sg_p,
-               charge=_CHARGE_IF if k is None else (_CHARGE_DECAY_INPUT if decay_input else _CHARGE_PLAIN))
-    spikes, v_last = TritonMultistep.apply(x_seq, v0, k, v_threshold, cfg)
-    if not multi:
-        return spikes.squeeze(1), v_last.squeeze(0)
-    return spikes, v_last
+    spec = MultistepSpec.build(x_seq, v0, surrogate=surrogate, k=k, v_reset=v_reset, decay_input=decay_input,
+                               detach_reset=detach_reset, levels=levels, what="triton_multistep")
+    check_input(x_seq, "triton_multistep")
+    spikes, v_last = TritonMultistep.apply(x_seq, spec.initial_state(x_seq, v0), k, v_threshold, spec)
+    return spec.results(spikes, v_last)
