@@ -146,12 +146,13 @@ def _aot_compile(spec: dict) -> dict:
     from triton.compiler import ASTSource
 
     from snnedu.kernels import triton_neuron as TN
-    interpret, helpers = os.environ.pop("TRITON_INTERPRET", None), (TN._add_combine, TN._surrogate_grad)
+    interpret = os.environ.pop("TRITON_INTERPRET", None)
+    old = None
     try:
         raw = TN._fwd_kernel if spec["kernel"] == "fwd" else TN._bwd_kernel
         fn = triton.jit(raw, do_not_specialize=["T"])  # wrapped now, with the interpreter switched off
-        # the helpers the kernels call (the backward's reduction, the surrogate), compiled (not interpreted)
-        TN._add_combine, TN._surrogate_grad = triton.jit(TN._add), triton.jit(TN.surrogate_grad)
+        # the helpers the kernels call (reduction, surrogate, charge, reset), compiled (not interpreted)
+        old = TN.set_helpers(vars(TN), TN.jit_helpers())
         data = {"x_ptr", "v0_ptr", "s_ptr", "vlast_ptr", "gs_ptr", "gv_ptr", "gx_ptr"}
         sig = {}
         for name in inspect.signature(raw).parameters:
@@ -171,7 +172,8 @@ def _aot_compile(spec: dict) -> dict:
         return {"compile_s": round(time.perf_counter() - t0, 2), "cubin_bytes": len(k.asm.get("cubin", b"")),
                 "fma_in_ptx": fma}
     finally:
-        TN._add_combine, TN._surrogate_grad = helpers
+        if old is not None:
+            TN.set_helpers(vars(TN), old)
         if interpret is not None:
             os.environ["TRITON_INTERPRET"] = interpret
 

@@ -1,9 +1,10 @@
 r"""ALIF: the adaptive-threshold LIF neuron of LSNNs (Bellec et al., NeurIPS 2018), as a declared family.
 
 This file is the whole family: the pure step function, its declaration (:data:`ALIF_FAMILY`,
-registered in :data:`snnedu.family.FAMILIES`) and the module shell :class:`ALIF`. The multi-step
-reference, single-step use, ``record``, ``reset`` and the monitor come from
-:class:`snnedu.BaseNeuron`; chapter 10 of the book builds it step by step.
+registered in :data:`snnedu.family.FAMILIES`), one registry line per fast path, and the module shell
+:class:`ALIF`. The multi-step reference, single-step use, ``record``, ``reset`` and the monitor come from
+:class:`snnedu.BaseNeuron`; the fused kernels are one file per backend (:mod:`snnedu.kernels.alif_cpu`,
+:mod:`snnedu.kernels.alif_triton`). Chapter 10 of the book builds it step by step.
 
 Each neuron keeps two state variables, the membrane potential :math:`V` and an adaptation variable
 :math:`A` that counts recent spikes with its own, longer memory :math:`\tau_a`:
@@ -33,8 +34,9 @@ from typing import Optional
 import torch
 
 from ._checks import flag, real
-from .family import NeuronFamily, register_family
+from .family import NeuronFamily, register_family, register_fast_path
 from .functional.neuron import charge, fire, initial_potential, reset_potential
+from .kernels import alif_cpu, alif_triton
 from .neurons import BaseNeuron
 
 __all__ = ["ALIF", "ALIF_FAMILY", "alif_step"]
@@ -55,10 +57,12 @@ def alif_step(x: torch.Tensor, state, *, surrogate, k, v_threshold, beta: float,
     return s, (v, rho * a + s), h
 
 
-#: The declaration of ALIF, with the state ``(v, a)`` and the step :func:`alif_step` (no fast path
-#: registered yet, so the reference runs).
+#: The declaration of ALIF, with the state ``(v, a)`` and the step :func:`alif_step`; its fast paths
+#: are :mod:`snnedu.kernels.alif_cpu` (numba) and :mod:`snnedu.kernels.alif_triton` (Triton).
 ALIF_FAMILY = register_family(NeuronFamily("ALIF", ("v", "a"), alif_step,
                                            "adaptive-threshold LIF (LSNN, Bellec et al. 2018)"))
+register_fast_path(ALIF_FAMILY, "cpu", alif_cpu.alif_cpu_multistep)
+register_fast_path(ALIF_FAMILY, "triton", alif_triton.alif_triton_multistep)
 
 
 class ALIF(BaseNeuron):

@@ -58,12 +58,19 @@ def test_beta_zero_is_lif_in_values_and_gradients(decay_input, v_reset, detach):
     torch.manual_seed(1)
     x = (torch.rand(20, 4, 30) * 2).requires_grad_(True)
     kw = dict(tau=2.5, decay_input=decay_input, v_reset=v_reset, detach_reset=detach)
-    a = ALIF(beta=0.0, tau_a=7.0, **kw)(x)
-    g_a, = torch.autograd.grad((a * torch.arange(20.).view(20, 1, 1)).sum(), x)
-    with use_backend("reference"):
+    weight = torch.arange(20.).view(20, 1, 1)
+    with use_backend("reference"):      # the declarations themselves: the same loop, the same numbers
+        a = ALIF(beta=0.0, tau_a=7.0, **kw)(x)
+        g_a, = torch.autograd.grad((a * weight).sum(), x)
         b = LIF(**kw)(x)
-    g_b, = torch.autograd.grad((b * torch.arange(20.).view(20, 1, 1)).sum(), x)
+        g_b, = torch.autograd.grad((b * weight).sum(), x)
     assert a.sum() > 0 and torch.equal(a, b) and torch.equal(g_a, g_b)
+    fast = ALIF(beta=0.0, tau_a=7.0, **kw)(x)                       # ALIF's CPU kernel against LIF's
+    g_fast, = torch.autograd.grad((fast * weight).sum(), x)
+    lif_fast = LIF(**kw)(x)
+    g_lif, = torch.autograd.grad((lif_fast * weight).sum(), x)
+    assert torch.equal(fast, a) and torch.equal(lif_fast, a)
+    torch.testing.assert_close(g_fast, g_lif, atol=1e-5, rtol=1e-5)
 
 
 def test_step_by_step_equals_multistep_and_reset_clears_both_state_variables():
@@ -103,14 +110,21 @@ def test_smooth_spike_is_the_primitive_of_its_base():
 
 
 def test_backend_switch_runs_a_family_without_fast_path_on_the_reference():
+    fam = register_family(NeuronFamily("test-no-fast-path", ("v", "a"), alif_step))
+
+    class Slow(ALIF):
+        family = fam
+
     x = torch.rand(4, 2, 3)
     sg = snnedu.get_surrogate("atan")
-    assert fast_path(ALIF_FAMILY, "cpu") is None
-    assert chosen_backend(x, sg, family=ALIF_FAMILY) == "reference"
-    assert chosen_backend(x, sg, family=CORE) == "cpu"
+    assert fast_path(fam, "cpu") is None and fast_path(ALIF_FAMILY, "cpu") is not None
+    assert chosen_backend(x, sg, family=fam) == "reference"
+    assert chosen_backend(x, sg, family=ALIF_FAMILY) == "cpu"
+    assert chosen_backend(x.double(), sg, family=ALIF_FAMILY) == "reference"   # float64 is honoured
+    assert torch.equal(Slow(beta=0.3)(x * 4), ALIF(beta=0.3)(x * 4))
     with use_backend("cpu"):
         with pytest.raises(HyperParameterError, match="no 'cpu' fast path"):
-            ALIF()(x)
+            Slow()(x)
 
 
 def test_registry_holds_the_families_and_refuses_clashes():

@@ -82,6 +82,7 @@ def _spec_fields():
 
 
 def _calls():
+    from snnedu.kernels import alif_cpu, alif_triton
     from snnedu.kernels import common as kcommon
     _SPEC_FIELDS = _spec_fields()  # noqa: N806
     from snnedu import config, determinism, distributed, functional, kernels, layers, monitor, viz
@@ -139,6 +140,9 @@ def _calls():
         "snnedu.kernels.cpu.cpu_multistep": _call(cpu.cpu_multistep, _x(), surrogate=sg),
         "snnedu.kernels.common.MultistepSpec": lambda **bad: kcommon.MultistepSpec(**{**_SPEC_FIELDS, **bad}),
         "snnedu.kernels.common.MultistepSpec.build": _call(kcommon.MultistepSpec.build, _x(), None, surrogate=sg),
+        "snnedu.kernels.alif_cpu.alif_cpu_multistep": _call(alif_cpu.alif_cpu_multistep, _x(), **_ALIF_PARAMS(sg)),
+        "snnedu.kernels.alif_triton.alif_triton_multistep": _call(alif_triton.alif_triton_multistep, _x(),
+                                                                  **_ALIF_PARAMS(sg)),
         "snnedu.kernels.triton_neuron.triton_multistep": _call(triton_neuron.triton_multistep, _x(), surrogate=sg),
         "snnedu.layers.tdBN": _call(layers.tdBN, 4, 1.0),
         "snnedu.layers.tdBN1d": _call(layers.tdBN1d, 4, 1.0),

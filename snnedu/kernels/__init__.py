@@ -21,6 +21,10 @@ a given call (e.g. ``"cpu"`` on a CUDA tensor) raises a clear error instead of s
 
 ``torch.compile`` works on the ``"cpu"`` path, whose kernels are registered as PyTorch operators
 (:mod:`snnedu.kernels.cpu`); the ``"triton"`` path is an autograd Function, tested in eager mode only.
+A declared family's registered fast path (:mod:`snnedu.family`, e.g. ALIF's :mod:`snnedu.kernels.alif_cpu`)
+runs eagerly inside a compiled network (one graph break), with eager's values.
+
+Both fused backends read one plan per call, :class:`snnedu.kernels.common.MultistepSpec`.
 """
 from __future__ import annotations
 
@@ -162,7 +166,9 @@ def multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, record:
     if family is not CORE:  # a declared family: its registered fast path, or the generic reference loop
         if which == "reference":
             return state_multistep(family.step, x_seq, v0, record=record, **params)
-        spikes, state = fast_path(family, which)(x_seq, v0, **params)
+        # a registered fast path runs eagerly under torch.compile (one graph break), unless it is itself an
+        # operator that the compiler can see (as the core's CPU kernel is)
+        spikes, state = torch.compiler.disable(fast_path(family, which))(x_seq, v0, **params)
         return spikes, state, None
     if which == "reference":
         return neuron_multistep(x_seq, v0, record=record, **params)

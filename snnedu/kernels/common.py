@@ -28,7 +28,7 @@ import torch
 from .._checks import flag
 from ..functional.surrogate import ATan, Rectangular, Sigmoid, Surrogate, Triangle
 
-__all__ = ["Charge", "SurrogateKind", "fused_surrogate", "Layout", "MultistepSpec"]
+__all__ = ["Charge", "SurrogateKind", "fused_surrogate", "Layout", "MultistepSpec", "shape_dtype"]
 
 
 class Charge(enum.IntEnum):
@@ -179,3 +179,9 @@ class MultistepSpec:
         """``(spikes [T, K, B, *S], v_last [K, B, *S])`` in the reference's shapes (no level axis when
         the call had none)."""
         return spikes.reshape(self.layout.spikes_shape()), v_last.reshape(self.layout.state_shape())
+
+
+def shape_dtype(p) -> Optional[Tuple[torch.Size, torch.dtype]]:
+    """What a backward pass needs to know of a parameter (``None`` for a float): its shape and dtype,
+    without keeping a reference to the tensor itself."""
+    return (p.shape, p.dtype) if isinstance(p, torch.Tensor) else None

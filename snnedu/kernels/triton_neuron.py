@@ -48,7 +48,7 @@ from torch.autograd.function import once_differentiable
 
 from .._checks import flags
 from ..functional.surrogate import Surrogate
-from .common import Charge, MultistepSpec, SurrogateKind
+from .common import Charge, MultistepSpec, SurrogateKind, shape_dtype
 
 try:  # Triton is optional: the module imports without it, available() then says False
     import triton
@@ -130,9 +130,44 @@ def surrogate_grad(z, p, SG: tl.constexpr):
     return g
 
 
-# the jit-wrapped helpers for the current mode, set by _kernels()
-_add_combine = None
-_surrogate_grad = None
+def charge_step(v, x, leak, vr, CHARGE: tl.constexpr):
+    """H, the potential before reset, in :func:`snnedu.functional.charge`'s operation order (so fp32
+    results match the reference bit for bit). Kernels call it as ``_charge``."""
+    if CHARGE == CHARGE_IF:
+        h = v + x
+    elif CHARGE == CHARGE_DECAY_INPUT:
+        h = v + leak * (x - (v - vr))
+    else:
+        h = v - leak * (v - vr) + x
+    return h
+
+
+def reset_step(h, spike, theta, vr, HARD: tl.constexpr):
+    """V after a step: ``vr`` (hard) or ``h - θ`` (soft) where ``spike``, else ``h``. Kernels call it
+    as ``_reset``."""
+    if HARD:
+        v = tl.where(spike, vr, h)
+    else:
+        v = tl.where(spike, h - theta, h)
+    return v
+
+
+# the helpers kernels call, by the global name they call them with; jit-wrapped for the current mode
+# (compiled or interpreted) and set as globals of each kernel module by set_helpers()
+HELPERS = {"_add_combine": _add, "_surrogate_grad": surrogate_grad, "_charge": charge_step, "_reset": reset_step}
+_add_combine = _surrogate_grad = _charge = _reset = None
+
+
+def jit_helpers() -> dict:
+    """:data:`HELPERS` wrapped with ``triton.jit`` in the current mode."""
+    return {name: triton.jit(fn) for name, fn in HELPERS.items()}
+
+
+def set_helpers(module_globals: dict, helpers: dict) -> dict:
+    """Set the jit-wrapped helpers as globals of a kernel module; returns the ones they replace."""
+    old = {name: module_globals.get(name) for name in helpers}
+    module_globals.update(helpers)
+    return old
 
 
 def _fwd_kernel(x_ptr, v0_ptr, k_ptr, th_ptr, s_ptr, h_ptr, vlast_ptr,
@@ -149,6 +184,8 @@ def _fwd_kernel(x_ptr, v0_ptr, k_ptr, th_ptr, s_ptr, h_ptr, vlast_ptr,
     th = tl.load(th_ptr + lvl * pt0 + n * pt1, mask=mask, other=1.0).to(tl.float32)
     if CHARGE != CHARGE_IF:
         leak = tl.load(k_ptr + lvl * pk0 + n * pk1, mask=mask, other=0.0).to(tl.float32)
+    else:
+        leak = 0.0  # unused by the IF charge
     eoff = lvl * J + cols[None, :]
     v = tl.load(v0_ptr + eoff, mask=mask, other=0.0).to(tl.float32)
     vr = v_reset if HARD else 0.0
@@ -158,22 +195,13 @@ def _fwd_kernel(x_ptr, v0_ptr, k_ptr, th_ptr, s_ptr, h_ptr, vlast_ptr,
     h_ptrs = h_ptr + eoff
     for _t in range(T):
         x = tl.load(x_ptrs, mask=cmask, other=0.0).to(tl.float32)[None, :]
-        # same operation order as snnedu.functional.charge, so fp32 results match it bit for bit
-        if CHARGE == CHARGE_IF:
-            h = v + x
-        elif CHARGE == CHARGE_DECAY_INPUT:
-            h = v + leak * (x - (v - vr))
-        else:
-            h = v - leak * (v - vr) + x
+        h = _charge(v, x, leak, vr, CHARGE)
         if SAVE_H:
             tl.store(h_ptrs, h, mask=mask)
         spike = (h - th) >= 0.0
         # via fp32: the interpreter cannot cast a bool block straight to bf16
         tl.store(s_ptrs, spike.to(tl.float32).to(s_ptr.dtype.element_ty), mask=mask)
-        if HARD:
-            v = tl.where(spike, vr, h)
-        else:
-            v = tl.where(spike, h - th, h)
+        v = _reset(h, spike, th, vr, HARD)
         x_ptrs += J
         s_ptrs += KJ
         h_ptrs += KJ
@@ -255,11 +283,7 @@ def _bwd_kernel(gs_ptr, gv_ptr, h_ptr, x_ptr, v0_ptr, k_ptr, th_ptr,
         # potential before reset of the previous step (loaded once: it is the next iteration's h)
         h_prev = tl.load(h_ptrs - KJ, mask=mask & (t > 0), other=0.0)
         if NEED_K:
-            if HARD:
-                vp = tl.where((h_prev - th) >= 0.0, vr, h_prev)
-            else:
-                vp = tl.where((h_prev - th) >= 0.0, h_prev - th, h_prev)
-            vp = tl.where(t > 0, vp, v0)
+            vp = tl.where(t > 0, _reset(h_prev, (h_prev - th) >= 0.0, th, vr, HARD), v0)
             if CHARGE == CHARGE_DECAY_INPUT:
                 x = tl.load(x_ptrs, mask=cmask, other=0.0).to(tl.float32)[None, :]
                 gk += dh * (x - (vp - vr))
@@ -291,25 +315,19 @@ _JIT_CACHE: dict = {}
 
 def _kernels():
     """``(fwd, bwd)`` wrapped with ``triton.jit`` for the current mode (compiled or interpreted)."""
-    global _add_combine, _surrogate_grad
     mode = _interpret()
     if mode not in _JIT_CACHE:
         # T is never specialised: the backward kernel computes (T - 1) as a 64-bit offset
         _JIT_CACHE[mode] = (triton.jit(_fwd_kernel, do_not_specialize=["T"]),
-                            triton.jit(_bwd_kernel, do_not_specialize=["T"]), triton.jit(_add),
-                            triton.jit(surrogate_grad))
-    # the globals the kernels call (a reduction's combine function, the surrogate derivative)
-    fwd, bwd, _add_combine, _surrogate_grad = _JIT_CACHE[mode]
+                            triton.jit(_bwd_kernel, do_not_specialize=["T"]), jit_helpers())
+    fwd, bwd, helpers = _JIT_CACHE[mode]
+    set_helpers(globals(), helpers)
     return fwd, bwd
 
 
 # ------------------------------------------------------------------------------------------------------
 # Host side
 # ------------------------------------------------------------------------------------------------------
-
-def _shape_dtype(t):
-    """What backward needs to know of an input (no reference to the tensor itself is kept)."""
-    return (t.shape, t.dtype) if isinstance(t, torch.Tensor) else None
 
 
 def _block(KP: int, M: int) -> int:
@@ -350,7 +368,7 @@ class TritonMultistep(torch.autograd.Function):
                 enable_fp_fusion=False)  # no fused multiply-add: rounds like the reference, spikes identical
         if save_h:
             ctx.save_for_backward(h_seq, x, v0c, kp, thp)
-            ctx.meta = (spec, _shape_dtype(k), _shape_dtype(v_threshold), _shape_dtype(v0), KP, BLOCK)
+            ctx.meta = (spec, shape_dtype(k), shape_dtype(v_threshold), shape_dtype(v0), KP, BLOCK)
         return spikes, v_last
 
     @staticmethod
