@@ -134,6 +134,10 @@ def _aot_compile_cases() -> Dict[str, dict]:
         "aot-sm90/bwd/decay_input-hard-all-grads/fp32": dict(kernel="bwd", dtype="fp32", consts=bwd),
         "aot-sm90/bwd/IF-soft-detach-sigmoid-levels/fp16": dict(kernel="bwd", dtype="fp16", consts=dict(
             bwd, CHARGE=0, HARD=False, DETACH=True, SG=1, HAS_GS=False, NEED_K=False, KP=4, BLOCK=64)),
+        "aot-sm90/alif-fwd/decay_input-hard/fp32": dict(kernel="alif_fwd", dtype="fp32", consts=dict(
+            CHARGE=1, HARD=True, SAVE=True, BLOCK=256)),
+        "aot-sm90/alif-bwd/plain-soft-sigmoid-all-grads/bf16": dict(kernel="alif_bwd", dtype="bf16", consts=dict(
+            CHARGE=2, HARD=False, DETACH=False, SG=1, NEED_K=True, NEED_TH=True, BLOCK=256)),
     }
 
 
@@ -145,15 +149,19 @@ def _aot_compile(spec: dict) -> dict:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
+    from snnedu.kernels import alif_triton as AT
     from snnedu.kernels import triton_neuron as TN
     interpret = os.environ.pop("TRITON_INTERPRET", None)
+    module = AT if spec["kernel"].startswith("alif") else TN
     old = None
     try:
-        raw = TN._fwd_kernel if spec["kernel"] == "fwd" else TN._bwd_kernel
+        raw = {"fwd": TN._fwd_kernel, "bwd": TN._bwd_kernel, "alif_fwd": AT._alif_fwd_kernel,
+               "alif_bwd": AT._alif_bwd_kernel}[spec["kernel"]]
         fn = triton.jit(raw, do_not_specialize=["T"])  # wrapped now, with the interpreter switched off
         # the helpers the kernels call (reduction, surrogate, charge, reset), compiled (not interpreted)
-        old = TN.set_helpers(vars(TN), TN.jit_helpers())
-        data = {"x_ptr", "v0_ptr", "s_ptr", "vlast_ptr", "gs_ptr", "gv_ptr", "gx_ptr"}
+        old = TN.set_helpers(vars(module), TN.jit_helpers())
+        data = {"x_ptr", "v0_ptr", "a0_ptr", "s_ptr", "vlast_ptr", "alast_ptr", "gs_ptr", "gv_ptr", "ga_ptr",
+                "gx_ptr"}
         sig = {}
         for name in inspect.signature(raw).parameters:
             if name in spec["consts"]:
@@ -161,19 +169,19 @@ def _aot_compile(spec: dict) -> dict:
             elif name.endswith("_ptr"):
                 sig[name] = f"*{spec['dtype']}" if name in data else "*fp32"
             else:
-                sig[name] = "fp32" if name in ("v_reset", "sg_p") else "i32"
+                sig[name] = "fp32" if name in ("v_reset", "sg_p", "beta", "rho") else "i32"
         t0 = time.perf_counter()
         k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=spec["consts"]),
-                           target=GPUTarget("cuda", 90, 32), options={"enable_fp_fusion": spec["kernel"] == "bwd"})
+                           target=GPUTarget("cuda", 90, 32), options={"enable_fp_fusion": spec["kernel"].endswith("bwd")})
         ptx = k.asm.get("ptx", "")
         fma = len(re.findall(r"\bfma\.", ptx))
         # the forward kernel rounds like the reference: no fused multiply-add may be left in it
-        assert spec["kernel"] == "bwd" or fma == 0, f"{fma} fused multiply-adds in the forward kernel's PTX"
+        assert spec["kernel"].endswith("bwd") or fma == 0, f"{fma} fused multiply-adds in the forward kernel's PTX"
         return {"compile_s": round(time.perf_counter() - t0, 2), "cubin_bytes": len(k.asm.get("cubin", b"")),
                 "fma_in_ptx": fma}
     finally:
         if old is not None:
-            TN.set_helpers(vars(TN), old)
+            TN.set_helpers(vars(module), old)
         if interpret is not None:
             os.environ["TRITON_INTERPRET"] = interpret
 

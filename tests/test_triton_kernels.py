@@ -51,6 +51,14 @@ def test_modules_conv_shape_and_initial_potential(name):
     SC.module_case(name, shape=(4, 2, 2, 2, 3), random_v0=True)
 
 
+@pytest.mark.parametrize("name", list(SC.FAMILY_MODULES))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_declared_families_fast_path(name, dtype):
+    """A declared family's Triton kernel (ALIF) against its own reference loop, every state variable."""
+    report = SC.family_case(name, dtype=dtype)
+    assert report["spikes"] > 0
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize("name", ["IF-soft-sigmoid-detach", "PLIF-neuron-no-decay_input-th-neuron", "PMLF3"])
 def test_modules_half(name, dtype):

@@ -126,10 +126,12 @@ def _same_values(t: torch.Tensor, dtype, requires_grad: bool) -> torch.Tensor:
 
 
 def compare(make_params, x, v0=None, leaves=(), dtype=torch.float32, use_s=True, use_v=True,
-            tol: Optional[dict] = None) -> dict:
+            tol: Optional[dict] = None, paths=(_tri, _ref)) -> dict:
     """Kernel against reference on ``x``'s device; ``make_params()`` builds fresh params (their graph to
     the leaves is used once per path). The reference runs in float32 on the very values the kernel gets
-    (rounded to ``dtype``). Returns the largest errors; raises ``AssertionError`` on a mismatch."""
+    (rounded to ``dtype``). ``paths``: the ``(kernel, reference)`` functions ``f(x, v0, params) ->
+    (spikes, state)``. Returns the largest errors; raises ``AssertionError`` on a mismatch."""
+    fast_fn, ref_fn = paths
     tol = tol or TOLERANCES[dtype]
     leaves = [t for t in leaves if t is not None and t.requires_grad]
     x_ref = x.detach().to(dtype).float().requires_grad_(x.requires_grad)
@@ -138,8 +140,8 @@ def compare(make_params, x, v0=None, leaves=(), dtype=torch.float32, use_s=True,
     v_tri = None if v0 is None else v0.detach().to(dtype).requires_grad_(v0.requires_grad)
     ins_ref = [t for t in (x_ref, v_ref) if t is not None and t.requires_grad]
     ins_tri = [t for t in (x_tri, v_tri) if t is not None and t.requires_grad]
-    s_t, v_t, g_t, ws, wv = _run(_tri, x_tri, v_tri, make_params(), ins_tri + leaves, use_s=use_s, use_v=use_v)
-    s_r, v_r, g_r, _, _ = _run(_ref, x_ref, v_ref, make_params(), ins_ref + leaves, ws, wv, use_s, use_v)
+    s_t, v_t, g_t, ws, wv = _run(fast_fn, x_tri, v_tri, make_params(), ins_tri + leaves, use_s=use_s, use_v=use_v)
+    s_r, v_r, g_r, _, _ = _run(ref_fn, x_ref, v_ref, make_params(), ins_ref + leaves, ws, wv, use_s, use_v)
 
     assert s_t.shape == s_r.shape and v_t.shape == v_r.shape, "output shapes differ"
     assert s_t.dtype == dtype and v_t.dtype == dtype, "output dtype differs from the input's"
@@ -284,6 +286,52 @@ CHARGES = ("IF", "decay_input", "plain")
 RESETS = {"hard0": 0.0, "hard-0.5": -0.5, "soft": None}
 
 
+def _family_modules() -> Dict[str, Callable]:
+    import snnedu
+    return {
+        "ALIF-hard-atan": lambda: snnedu.ALIF(tau=2.0, tau_a=10.0, beta=0.3),
+        "ALIF-soft-sigmoid-th-neuron": lambda: snnedu.ALIF(tau=3.0, tau_a=20.0, beta=0.2, v_reset=None,
+                                                           surrogate="sigmoid", learn_threshold="neuron",
+                                                           threshold_noise=0.1),
+        "ALIF-formB-vr-0.3-detach-rect-th-layer": lambda: snnedu.ALIF(tau=2.0, tau_a=8.0, beta=0.4,
+                                                                      decay_input=False, v_reset=-0.3,
+                                                                      detach_reset=True, surrogate="rect",
+                                                                      learn_threshold=True),
+    }
+
+
+#: modules of declared families other than the core (each with a registered Triton fast path), checked
+#: against their own reference loop (the family's step in :func:`snnedu.functional.state_multistep`)
+FAMILY_MODULES = _family_modules()
+
+
+def family_case(name, shape=(T, B, N), dtype=torch.float32, device="cpu", tol=None) -> dict:
+    """A module of :data:`FAMILY_MODULES`: its family's Triton fast path against its reference loop;
+    every state variable is compared (stacked as the ``v`` output)."""
+    from ..family import fast_path
+    m = FAMILY_MODULES[name]()
+    sample = shape[2:]
+    m._prepare(sample)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn(p.shape))
+    m = m.to(device)
+    family = m.family
+    fast = fast_path(family, "triton")
+
+    def tri(x, state0, params):
+        s, state = fast(x, state0, **params)
+        return s, torch.stack(state)
+
+    def ref(x, state0, params):
+        s, state, _ = SF.state_multistep(family.step, x, state0, **params)
+        return s, torch.stack(state)
+
+    x = _leaf(_randn(*shape, device=device) + 0.7)
+    return compare(lambda: m._params(len(sample), x), x, None, list(m.parameters()), dtype, tol=tol,
+                   paths=(tri, ref))
+
+
 def _block_cap(levels: int) -> int:
     """Elements per Triton program for ``levels`` levels (as the kernels choose it now)."""
     from . import triton_neuron
@@ -311,6 +359,10 @@ def catalogue(quick: bool = False) -> Dict[str, Callable[[str], dict]]:
     for dname, names in per_dtype.items():
         for name in names:
             add(f"module/{name}/{dname}", lambda d, name=name, dt=DTYPES[dname]: module_case(name, dtype=dt, device=d))
+    family_names = list(FAMILY_MODULES)[:1] if quick else list(FAMILY_MODULES)
+    for dname, dt in dtypes.items():
+        for name in family_names:
+            add(f"family/{name}/{dname}", lambda d, name=name, dt=dt: family_case(name, dtype=dt, device=d))
     add("module-conv-v0/PMLF3-th-neuron-detach/fp32",
         lambda d: module_case("PMLF3-th-neuron-detach", shape=(4, 2, 2, 2, 3), random_v0=True, device=d))
     grid = [(c, r, det, sg) for c in CHARGES for r in RESETS for det in (False, True) for sg in SURROGATES]
