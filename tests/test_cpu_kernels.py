@@ -8,47 +8,34 @@ from snnedu.errors import HyperParameterError
 from snnedu.functional import neuron_multistep
 from snnedu.kernels.cpu import cpu_multistep
 
-NEURONS = {
-    "IF": lambda: snnedu.IF(),
-    "LIF": lambda: snnedu.LIF(tau=2.0),
-    "LIF no decay_input, soft": lambda: snnedu.LIF(tau=3.0, decay_input=False, v_reset=None),
-    "LIF v_reset -0.5 triangle": lambda: snnedu.LIF(v_reset=-0.5, surrogate="triangle"),
-    "LIF sigmoid detach": lambda: snnedu.LIF(surrogate="sigmoid", detach_reset=True),
-    "LIF.stbp rect": lambda: snnedu.LIF.stbp(decay=0.25),
-    "PLIF layer": lambda: snnedu.PLIF(tau_init=2.0),
-    "PLIF neuron": lambda: snnedu.PLIF(per_neuron=True, tau_std=0.2),
-    "PLIF neuron soft detach": lambda: snnedu.PLIF(per_neuron=True, v_reset=None, detach_reset=True),
-    "MLF": lambda: snnedu.MLF(K=3),
-    "MLF learn threshold neuron": lambda: snnedu.MLF(K=3, learn_threshold="neuron"),
-    "PMLF": lambda: snnedu.PMLF(K=3),
-    "PMLF3": lambda: snnedu.PMLF3(K=3),
-    "LIF learn threshold layer": lambda: snnedu.LIF(learn_threshold=True),
-    "LIF learn threshold neuron soft": lambda: snnedu.LIF(learn_threshold="neuron", v_reset=None),
-}
-
+from neuron_cases import CASES
 
 def _grads(out, x, params, w):
     return torch.autograd.grad((out * w).sum(), [x] + params, allow_unused=True)
 
 
-@pytest.mark.parametrize("name", list(NEURONS))
+@pytest.mark.parametrize("name", list(CASES))
 @pytest.mark.parametrize("shape", [(7, 3, 5), (4, 2, 3, 4, 4)])
 def test_fast_path_matches_reference(name, shape):
+    """Every neuron configuration (tests/neuron_cases.py: every exported family) on its CPU fast path
+    against its reference loop, through the module: identical spikes, gradients to the input and to
+    every learned parameter within rounding."""
     torch.manual_seed(1)
-    mod = NEURONS[name]()
-    x = (torch.rand(shape) * 2.5 - 0.3)
-    mod._prepare(x.shape[2:])
-    params = [p for p in mod.parameters() if p.requires_grad]
-    v0 = mod._rest(x[0])
-    xr, xc = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    ref, v_ref, _ = neuron_multistep(xr, v0, **mod._params(x.dim() - 2, x))
-    fast, v_fast = cpu_multistep(xc, v0, **mod._params(x.dim() - 2, x))
+    x = torch.rand(shape) * 2.5 - 0.3
+    w = torch.randn(shape)
+    results = {}
+    for backend in ("reference", "cpu"):
+        torch.manual_seed(2)                      # the same random initial values (tau_std, threshold_noise)
+        mod = CASES[name]()
+        xx = x.clone().requires_grad_(True)
+        with kernels.use_backend(backend):
+            out = mod(xx)
+        params = [p for p in mod.parameters() if p.requires_grad]
+        results[backend] = (out, _grads(out, xx, params, w))
+    assert kernels.chosen_backend(x, mod.surrogate, family=mod.family) == "cpu"   # what "auto" runs
+    (ref, g_ref), (fast, g_fast) = results["reference"], results["cpu"]
     assert fast.shape == ref.shape and fast.dtype == ref.dtype
     assert torch.equal(fast, ref)                 # spikes identical (the charge is computed in the same order)
-    torch.testing.assert_close(v_fast, v_ref, rtol=0, atol=1e-6)
-    w = torch.randn_like(ref)
-    g_ref = _grads(ref, xr, params, w)
-    g_fast = _grads(cpu_multistep(xc, v0, **mod._params(x.dim() - 2, x))[0], xc, params, w)
     assert g_ref[0].abs().sum() > 0
     for a, b in zip(g_ref, g_fast):
         if a is None:
@@ -162,15 +149,6 @@ def test_buffer_pool_reuses_only_dead_buffers():
     assert pool.empty(4, 4).data_ptr() not in (ptr, b.data_ptr())   # small requests bypass the pool
 
 
-FAMILIES64 = {
-    "IF": lambda: snnedu.IF(), "IF-soft": lambda: snnedu.IF(v_reset=None), "LIF": lambda: snnedu.LIF(tau=2.0),
-    "LIF-stbp": lambda: snnedu.LIF.stbp(decay=0.5), "PLIF": lambda: snnedu.PLIF(),
-    "PLIF-neuron": lambda: snnedu.PLIF(per_neuron=True, shape=(7,)), "MLF": lambda: snnedu.MLF(K=3),
-    "PMLF": lambda: snnedu.PMLF(K=3), "PMLF3": lambda: snnedu.PMLF3(K=3),
-    "STL": lambda: snnedu.LIF(learn_threshold="neuron"),
-}
-
-
 def test_float64_is_honoured_on_the_default_path():
     # issue #15 item 3: the default CPU path computed float64 in float32, so 1 - 1e-12 fired
     x = torch.full((1, 1, 1), 1 - 1e-12, dtype=torch.float64)
@@ -182,7 +160,7 @@ def test_float64_is_honoured_on_the_default_path():
             snnedu.IF()(x)
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES64))
+@pytest.mark.parametrize("family", sorted(CASES))
 def test_float64_near_the_threshold_equals_the_reference_in_every_family(family):
     # inputs within 1e-9 of multiples of 0.25 (IF/MLF potentials land within 1e-9 of the threshold,
     # where float32 rounding flips spikes): float64 gives the reference's spikes and gradients exactly
@@ -190,10 +168,10 @@ def test_float64_near_the_threshold_equals_the_reference_in_every_family(family)
     x = (torch.randint(0, 5, (6, 2, 7), generator=g).double() * 0.25
          + (torch.rand(6, 2, 7, generator=g, dtype=torch.float64) - 0.5) * 2e-9).requires_grad_(True)
     torch.manual_seed(1)
-    net = FAMILIES64[family]().double()
+    net = CASES[family]().double()
+    out = net(x)                          # (lazily shaped parameters draw their initial values here)
     torch.manual_seed(1)
-    ref = FAMILIES64[family]().double()
-    out = net(x)
+    ref = CASES[family]().double()
     with kernels.use_backend("reference"):
         want = ref(x)
     assert out.dtype == torch.float64 and torch.equal(out, want)

@@ -19,19 +19,9 @@ from snnedu import IF, LIF, MLF, PLIF, PMLF, PMLF3
 from snnedu import determinism as D
 from snnedu.kernels import use_backend
 
-FAMILIES = {
-    "IF": lambda: IF(),
-    "IF-soft-sigmoid": lambda: IF(v_reset=None, surrogate="sigmoid"),
-    "LIF-formA": lambda: LIF(tau=2.0),
-    "LIF-formB-triangle": lambda: LIF(tau=3.0, decay_input=False, surrogate="triangle"),
-    "LIF-stbp-rect": lambda: LIF.stbp(decay=0.5),
-    "PLIF": lambda: PLIF(tau_init=2.5, learn_threshold=True),
-    "PLIF-neuron": lambda: PLIF(per_neuron=True, shape=(1500,), tau_std=0.2, detach_reset=True),
-    "MLF": lambda: MLF(K=3),
-    "PMLF": lambda: PMLF(K=3),
-    "PMLF3": lambda: PMLF3(K=3, learn_threshold=True),
-    "STL": lambda: LIF.stbp(decay=0.5, surrogate="atan", learn_threshold="neuron", threshold_noise=1e-2),
-}
+from neuron_cases import CASES
+
+FAMILIES = CASES   # every exported neuron family, in several settings (tests/neuron_cases.py)
 
 
 @pytest.fixture
@@ -66,7 +56,7 @@ def test_backend_is_deterministic_run_to_run(family, backend):
     assert len(first) >= 2 and first[1].abs().sum() > 0      # a gradient was computed at all
 
 
-@pytest.mark.parametrize("family", ["PLIF", "PMLF3", "STL", "LIF-formB-triangle"])
+@pytest.mark.parametrize("family", list(CASES))
 def test_cpu_kernel_results_do_not_depend_on_the_thread_count(family, threads):
     """Fixed blocks of 1024 elements, one thread each, no reduction across blocks in the kernel."""
     x = torch.rand(5, 4, 1500, generator=torch.Generator().manual_seed(2)) * 2

@@ -47,6 +47,8 @@ from snnedu.encoding import (DirectEncoder, LatencyEncoder, PoissonEncoder, dire
                              poisson_encode)
 from snnedu.errors import DataError, HyperParameterError, InputError
 
+from neuron_cases import CASES, neuron_classes
+
 ROOT = Path(__file__).resolve().parents[1]
 # hypothesis keeps caches (not examples: database=None) in a folder; keep it in the ignored _build/
 set_hypothesis_home_dir(ROOT / "_build" / "reliability" / "hypothesis")
@@ -572,20 +574,12 @@ def test_encoders(x, T, kind, functional, threshold):
         assert torch.all((first - t_spike).abs()[fires] <= 1)  # rounding in the input's precision
 
 
+# every exported neuron family in several settings (tests/neuron_cases.py), and two recording ones
 NEURONS = {
-    "IF": lambda: snnedu.IF(),
-    "IF_soft": lambda: snnedu.IF(v_reset=None),
-    "LIF_A": lambda: snnedu.LIF(tau=2.0),
-    "LIF_B": lambda: snnedu.LIF(tau=3.0, decay_input=False),
-    "LIF_stbp": lambda: snnedu.LIF.stbp(decay=0.5),
-    "PLIF": lambda: snnedu.PLIF(),
-    "PLIF_neuron": lambda: snnedu.PLIF(per_neuron=True, tau_std=0.2),
-    "MLF": lambda: snnedu.MLF(),
-    "STL": lambda: snnedu.LIF.stbp(decay=0.5, v_threshold=0.8, learn_threshold="neuron", threshold_noise=1e-4),
-    "PMLF": lambda: snnedu.PMLF(),
-    "PMLF3": lambda: snnedu.PMLF3(learn_threshold=True),
+    **CASES,
     "LIF_record": lambda: snnedu.LIF(tau=2.0, v_reset=None, record=True),  # the reference loop
     "MLF_record": lambda: snnedu.MLF(K=2, record=True),
+    "ALIF_record": lambda: snnedu.ALIF(record=True),
 }
 
 
@@ -653,6 +647,7 @@ hyper = st.fixed_dictionaries({}, optional={
     "min_threshold": st.one_of(st.sampled_from([1e-3, 0.5]), anything)})
 Ks = st.one_of(st.integers(-1, 5), anything, st.sampled_from([256, 257]))
 family_hyper = {
+    **{name: st.fixed_dictionaries({}) for name in neuron_classes()},   # the generic ones, for every class
     "IF": st.fixed_dictionaries({}),
     "LIF": st.fixed_dictionaries({}, optional={"tau": st.one_of(st.floats(0, 10), anything),
                                                "decay_input": st.booleans()}),
@@ -669,6 +664,10 @@ family_hyper = {
                                                 "per_level": st.booleans()}),
     "PMLF3": st.fixed_dictionaries({}, optional={"K": Ks,
                                                  "decay_init": st.one_of(st.floats(-0.5, 1.5), anything)}),
+    "ALIF": st.fixed_dictionaries({}, optional={"tau": st.one_of(st.floats(0, 10), anything),
+                                                "tau_a": st.one_of(st.floats(0, 100), anything),
+                                                "beta": st.one_of(st.floats(-1, 2), anything),
+                                                "decay_input": st.booleans()}),
 }
 
 

@@ -7,6 +7,8 @@ from torch.func import functional_call
 
 import snnedu
 from snnedu import LIF, MLF, PLIF, PMLF, PMLF3, IF
+
+from neuron_cases import family_factory, neuron_classes
 from snnedu.functional import Rectangular
 
 
@@ -104,14 +106,11 @@ def test_pmlf_decay_learns_and_stays_in_range():
 
 
 # -- learnable thresholds ------------------------------------------------------------------------------
+# every exported neuron class (tests/neuron_cases.py), and LIF's STBP form and PLIF per neuron
 FAMILIES = {
-    "IF": lambda **kw: IF(**kw),
-    "LIF": lambda **kw: LIF(tau=2.0, **kw),
+    **{name: family_factory(name) for name in neuron_classes()},
     "STBP": lambda **kw: LIF.stbp(decay=0.5, surrogate="atan", **kw),
-    "PLIF": lambda **kw: PLIF(tau_init=2.0, per_neuron=True, **kw),
-    "MLF": lambda **kw: MLF(K=3, **kw),
-    "PMLF": lambda **kw: PMLF(**kw),
-    "PMLF3": lambda **kw: PMLF3(**kw),
+    "PLIF-neuron": lambda **kw: PLIF(tau_init=2.0, per_neuron=True, **kw),
 }
 
 

@@ -7,25 +7,26 @@ import torch.nn as nn
 import snnedu
 from snnedu import IF, LIF, PLIF
 
-# every neuron configuration the foundation supports
+from neuron_cases import CASES, neuron_classes
+
+# every exported neuron family in several settings (tests/neuron_cases.py), plus shapes that matter here
 CONFIGS = {
-    "IF-hard": lambda: IF(),
-    "IF-soft": lambda: IF(v_reset=None),
-    "LIF-formA": lambda: LIF(tau=2.0),
-    "LIF-formA-soft-detach": lambda: LIF(tau=3.0, v_reset=None, detach_reset=True),
-    "LIF-no-decay-input": lambda: LIF(tau=4.0, decay_input=False, v_reset=-0.2, surrogate="sigmoid"),
-    "LIF-stbp": lambda: LIF.stbp(decay=0.25, v_threshold=0.5),
-    "PLIF-layer": lambda: PLIF(tau_init=2.5, surrogate="triangle"),
-    "PLIF-neuron": lambda: PLIF(tau_init=2.0, per_neuron=True, shape=(3, 4), tau_std=0.2, detach_reset=True),
-    "PLIF-neuron-lazy": lambda: PLIF(tau_init=2.0, per_neuron=True, tau_std=0.2),
-    "MLF": lambda: snnedu.MLF(K=3),
-    "MLF-soft-detach": lambda: snnedu.MLF(K=2, v_reset=None, detach_reset=True),
-    "PMLF": lambda: snnedu.PMLF(decay_init=0.3),
-    "PMLF3": lambda: snnedu.PMLF3(decay_init=0.3),
-    "STL-neuron": lambda: LIF.stbp(decay=0.5, v_threshold=1.0, surrogate="atan", learn_threshold="neuron",
-                                   threshold_noise=1e-3),
-    "MLF-threshold": lambda: snnedu.MLF(learn_threshold="neuron"),
+    **CASES,
+    "PLIF-neuron-shaped": lambda: PLIF(tau_init=2.0, per_neuron=True, shape=(3, 4), tau_std=0.2, detach_reset=True),
+    "LIF-no-decay-input-vr": lambda: LIF(tau=4.0, decay_input=False, v_reset=-0.2, surrogate="sigmoid"),
 }
+
+
+def test_every_exported_neuron_class_is_covered():
+    """The family-wide property tests read tests/neuron_cases.py, which derives its list from the package:
+    every exported neuron class is in it, in each generic setting, and has the CPU fast path that the
+    fast-path property test runs."""
+    classes = neuron_classes()
+    assert {"IF", "LIF", "PLIF", "MLF", "PMLF", "PMLF3", "ALIF"} <= set(classes)
+    x = torch.rand(3, 2, 4)
+    for name, cls in classes.items():
+        assert name in CASES and f"{name}-soft-sigmoid" in CASES, name
+        assert snnedu.kernels.chosen_backend(x, cls().surrogate, family=cls.family) == "cpu", name
 
 
 @pytest.mark.parametrize("name", CONFIGS)

@@ -16,6 +16,8 @@ import torch.nn as nn
 
 import snnedu
 from snnedu import IF, LIF, MLF, PLIF, PMLF, PMLF3, Monitor
+
+from neuron_cases import CASES, is_lazy
 from snnedu.kernels import cpu as cpu_kernels
 
 @pytest.fixture(autouse=True)
@@ -29,23 +31,9 @@ def _one_thread():
 
 
 # -- the neuron zoo ------------------------------------------------------------------------------------
-# name -> (factory, lazily shaped per-neuron parameters: the sample shape cannot change)
-ZOO = {
-    "IF": (lambda: IF(), False),
-    "IF-soft": (lambda: IF(v_reset=None, surrogate="sigmoid"), False),
-    "LIF-formA": (lambda: LIF(tau=2.0), False),
-    "LIF-formB": (lambda: LIF(tau=3.0, decay_input=False, v_reset=-0.2), False),
-    "LIF-stbp": (lambda: LIF.stbp(decay=0.5), False),
-    "LIF-threshold": (lambda: LIF(learn_threshold=True, detach_reset=True, surrogate="triangle"), False),
-    "PLIF": (lambda: PLIF(tau_init=2.5), False),
-    "PLIF-neuron": (lambda: PLIF(per_neuron=True, tau_std=0.2, detach_reset=True), True),
-    "MLF": (lambda: MLF(K=3), False),
-    "PMLF": (lambda: PMLF(K=3), False),
-    "PMLF3": (lambda: PMLF3(K=2, learn_threshold=True), False),
-    "STL": (lambda: LIF.stbp(decay=0.5, v_threshold=1.0, surrogate="atan", learn_threshold="neuron",
-                             threshold_noise=1e-2), True),
-    "IF-record": (lambda: IF(record=True), False),     # the reference backend (record=True)
-}
+# name -> (factory, lazily shaped per-neuron parameters: the sample shape cannot change): every exported
+# neuron family in several settings (tests/neuron_cases.py), and a recording one (the reference backend)
+ZOO = {name: (make, is_lazy(make)) for name, make in {**CASES, "IF-record": lambda: IF(record=True)}.items()}
 SAMPLE = (2, 3, 4)          # a conv-like sample [C, H, W]
 OTHER_SAMPLE = (2, 5, 2)
 
@@ -537,7 +525,7 @@ def test_detach_state_allows_a_backward_at_every_step(name):
     assert neuron.v is not None and not neuron.v.requires_grad  # the state goes on, without its graph
 
 
-@pytest.mark.parametrize("name", ["LIF-formA", "PLIF", "MLF", "PMLF3"])
+@pytest.mark.parametrize("name", list(ZOO))
 def test_detach_state_keeps_the_values_of_the_sequence(name):
     make, _ = ZOO[name]
     xs = _x(5, 2, SAMPLE, grad=False)
