@@ -9,7 +9,7 @@ from ._checks import set_input_checks
 from .base import StatefulModule, detach_state, materialize, reset
 from .data import (DataSplit, load_cifar10, load_cifar10_dvs, load_dvs128_gesture, load_mnist, make_loaders,
                    synthetic_cifar10, take_per_class)
-from .decay import LearnableDecay, decay_parameters
+from .decay import FixedLeak, LearnableDecay, decay_parameters
 from .determinism import deterministic, set_deterministic
 from .encoding import (DirectEncoder, LatencyEncoder, PoissonEncoder, RowEncoder, direct_encode, latency_encode,
                        poisson_encode, row_encode)
@@ -33,7 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "functional", "viz", "set_input_checks", "DataSplit", "StatefulModule", "reset", "load_mnist", "make_loaders",
-    "take_per_class", "LearnableDecay", "DirectEncoder", "LatencyEncoder", "PoissonEncoder",
+    "take_per_class", "FixedLeak", "LearnableDecay", "DirectEncoder", "LatencyEncoder", "PoissonEncoder",
     "direct_encode", "latency_encode", "poisson_encode", "DataError", "HyperParameterError",
     "InputError", "SnneduError", "StateError", "TrainingError", "ATan", "Rectangular", "Sigmoid",
     "Surrogate", "Triangle", "get_surrogate", "Flatten", "TimeDistributed", "fold_time", "unfold_time",

@@ -1,4 +1,6 @@
-r"""Learnable leak, shared by PLIF (per layer or per neuron), PMLF and PMLF3.
+r"""The leak of a neuron as a component: fixed (:class:`FixedLeak`: LIF, its STBP form, MLF) or learnable
+(:class:`LearnableDecay`: PLIF per layer or per neuron, PMLF and PMLF3). A neuron holds one and asks it
+for its leak per step with ``leak(sample_ndim)``.
 
 The leak is kept in :math:`(0, 1)` by a sigmoid of an unconstrained parameter ``w``. Two forms:
 
@@ -18,6 +20,7 @@ and :math:`\tau > 1` always holds.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Optional, Sequence
 
@@ -27,7 +30,42 @@ from ._checks import real, short_repr
 from .errors import HyperParameterError
 from .neuron_param import NeuronParameter
 
-__all__ = ["LearnableDecay", "decay_parameters", "tau_to_w", "decay_to_w", "shifted_lognormal_params"]
+__all__ = ["FixedLeak", "LearnableDecay", "decay_parameters", "tau_to_w", "decay_to_w", "shifted_lognormal_params"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedLeak:
+    r"""A fixed leak per step, the constant counterpart of :class:`LearnableDecay`. Build it from a time
+    constant (:meth:`from_tau`, LIF) or from a decay factor (:meth:`from_decay`, the STBP form and MLF),
+    so that the given number is kept exactly and the other two are derived from it.
+
+    Args:
+        k (float): leak per step, :math:`k \in [0, 1]` (:math:`1/\tau`, or :math:`1 - \lambda`).
+        tau (float): time constant in steps, :math:`1/k` (``inf`` for :math:`k = 0`).
+        decay (float): decay factor :math:`\lambda = 1 - k`.
+    """
+
+    k: float
+    tau: float
+    decay: float
+
+    @classmethod
+    def from_tau(cls, tau: float) -> "FixedLeak":
+        """The leak ``k = 1/tau`` of a membrane time constant ``tau >= 1`` (steps)."""
+        tau = real("tau", tau, low=1.0, what="membrane time constant in steps; the leak 1/tau must lie in (0, 1]")
+        k = 1.0 / tau
+        return cls(k, tau, 1.0 - k)
+
+    @classmethod
+    def from_decay(cls, decay: float, what: str = "decay factor lambda = 1 - 1/tau") -> "FixedLeak":
+        """The leak ``k = 1 - decay`` of a decay factor ``decay`` in ``(0, 1]`` (``1``: no leak)."""
+        decay = real("decay", decay, low=0.0, high=1.0, low_open=True, what=what)
+        k = 1.0 - decay
+        return cls(k, float("inf") if k == 0 else 1.0 / k, decay)
+
+    def leak(self, sample_ndim: int = 0) -> float:
+        """The leak per step for :func:`snnedu.functional.charge` (a float)."""
+        return self.k
 
 
 def tau_to_w(tau: float) -> float:
@@ -132,6 +170,11 @@ class LearnableDecay(NeuronParameter):
     def tau(self) -> torch.Tensor:
         """Membrane time constant ``1/k`` in steps (``1 + exp(-w)`` for ``form='inv_tau'``)."""
         return 1.0 / self.k
+
+    def leak(self, sample_ndim: int) -> torch.Tensor:
+        """The leak per step for :func:`snnedu.functional.charge`, shaped to broadcast against a state
+        ``[(K,) B, *sample]`` (``sample_ndim`` is the rank of one sample)."""
+        return self.broadcast(self.k, sample_ndim)
 
     def extra_repr(self) -> str:
         init = f"tau_init={self.tau_init}" if self.form == "inv_tau" else f"decay_init={self.decay_init}"

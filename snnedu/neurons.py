@@ -36,12 +36,17 @@ from . import functional as SF
 from . import kernels
 from ._checks import flag, positive_int, real, short_repr, tensor_input
 from .base import StatefulModule
-from .decay import LearnableDecay
+from .decay import FixedLeak, LearnableDecay
 from .errors import HyperParameterError, StateError
 from .family import CORE, NeuronFamily
 from .threshold import LearnableThreshold
 
 __all__ = ["BaseNeuron", "IF", "LIF", "PLIF", "MLF", "PMLF", "PMLF3"]
+
+
+def _level_count(K) -> int:
+    """``K``, the number of levels of a multi-level unit, checked (1 to 256; the papers use 3)."""
+    return positive_int("K (number of levels)", K, maximum=256)
 
 
 class BaseNeuron(StatefulModule):
@@ -298,9 +303,8 @@ class LIF(BaseNeuron):
                  v_reset: Optional[float] = 0.0, surrogate="atan", detach_reset: bool = False,
                  record: bool = False, **threshold_options):
         super().__init__(v_threshold, v_reset, surrogate, detach_reset, record, **threshold_options)
-        self.tau = real("tau", tau, low=1.0,
-                        what="membrane time constant in steps; the leak 1/tau must lie in (0, 1]")
-        self.k = 1.0 / self.tau
+        #: the leak component (:class:`snnedu.decay.FixedLeak`): ``k``, ``tau`` and ``decay`` read it
+        self.leak = FixedLeak.from_tau(tau)
         self.decay_input = flag("decay_input", decay_input)
 
     @classmethod
@@ -311,22 +315,29 @@ class LIF(BaseNeuron):
         ``decay`` is :math:`\lambda \in (0, 1]` (MLF/tdBN: 0.25, TET: 0.5, STL: 0.5); ``decay = 1`` is
         a non-leaky integrator. The default surrogate is the rectangular window of STBP.
         """
-        decay = real("decay", decay, low=0.0, high=1.0, low_open=True,
-                     what="STBP decay factor lambda = 1 - 1/tau")
-        self = cls.__new__(cls)
-        BaseNeuron.__init__(self, v_threshold, 0.0, surrogate, detach_reset, record, **threshold_options)
-        self.k = 1.0 - decay
-        self.tau = float("inf") if decay == 1.0 else 1.0 / self.k
-        self.decay_input = False
-        return self
+        leak = FixedLeak.from_decay(decay, what="STBP decay factor lambda = 1 - 1/tau")
+        lif = cls(decay_input=False, v_threshold=v_threshold, v_reset=0.0, surrogate=surrogate,
+                  detach_reset=detach_reset, record=record, **threshold_options)
+        lif.leak = leak   # the leak is a component: the STBP form keeps its decay factor exactly
+        return lif
+
+    @property
+    def k(self) -> float:
+        """Leak per step :math:`k = 1/\\tau`."""
+        return self.leak.k
+
+    @property
+    def tau(self) -> float:
+        """Membrane time constant :math:`\\tau` in steps (``inf`` for the STBP form with ``decay = 1``)."""
+        return self.leak.tau
 
     @property
     def decay(self) -> float:
         """STBP decay factor :math:`\\lambda = 1 - 1/\\tau` (meaningful for ``decay_input=False``)."""
-        return 1.0 - self.k
+        return self.leak.decay
 
     def charge_params(self, sample_ndim: int) -> dict:
-        return {"k": self.k, "decay_input": self.decay_input}
+        return {"k": self.leak.leak(sample_ndim), "decay_input": self.decay_input}
 
     def extra_repr(self) -> str:
         return f"tau={self.tau:.4g}, decay_input={self.decay_input}, " + super().extra_repr()
@@ -432,7 +443,9 @@ class MLF(BaseNeuron):
         K (int): number of levels (paper: 3).
         v_threshold (float): first threshold :math:`V_{th}^1 > 0` (paper and default: 0.6).
         a (float): surrogate width and threshold spacing, ``a > 0`` (paper and default: 1.0).
-        decay (float): decay factor :math:`\lambda \in (0, 1]` (paper and default: 0.25).
+        decay (float or LearnableDecay): decay factor :math:`\lambda \in (0, 1]` (paper and default: 0.25),
+            or a :class:`snnedu.LearnableDecay` with ``form='decay'``, which then is the unit's leak (how
+            :class:`PMLF` and :class:`PMLF3` are built).
         v_reset (float or None): potential a level returns to after its spike (hard reset; paper and
             default: 0); ``None`` selects the soft reset (subtract the level's threshold).
         surrogate (str or Surrogate or None): surrogate gradient of every level; ``None`` (default)
@@ -462,14 +475,16 @@ class MLF(BaseNeuron):
     def __init__(self, K: int = 3, v_threshold: float = 0.6, a: float = 1.0, decay: float = 0.25,
                  v_reset: Optional[float] = 0.0, surrogate=None, detach_reset: bool = False,
                  record: bool = False, **threshold_options):
-        self_K = positive_int("K (number of levels)", K, maximum=256)  # the papers use 3
+        self_K = _level_count(K)
         a = real("a (surrogate width and threshold spacing)", a, low=0.0, low_open=True)
         surrogate = SF.Rectangular(a) if surrogate is None else surrogate
         super().__init__(v_threshold, v_reset, surrogate, detach_reset, record, **threshold_options)
         self.K = self_K
         self.a = a
-        self._decay = real("decay", decay, low=0.0, high=1.0, low_open=True,
-                           what="decay factor lambda of u = lambda u (1 - o) + x")
+        if isinstance(decay, LearnableDecay):    # PMLF / PMLF3 pass their learnable decay as the component
+            self.decay_param = decay
+        else:
+            self.leak = FixedLeak.from_decay(decay, what="decay factor lambda of u = lambda u (1 - o) + x")
 
     @property
     def levels(self) -> int:
@@ -482,7 +497,11 @@ class MLF(BaseNeuron):
     @property
     def decay(self):
         """Decay factor :math:`\\lambda` (a float for MLF, a tensor for PMLF / PMLF3)."""
-        return self._decay
+        return self._leak_component().decay
+
+    def _leak_component(self):
+        """The leak: a :class:`snnedu.decay.FixedLeak` (MLF) or the :class:`LearnableDecay` (PMLF, PMLF3)."""
+        return self.decay_param if isinstance(getattr(self, "decay_param", None), LearnableDecay) else self.leak
 
     def thresholds(self) -> torch.Tensor:
         """The K thresholds :math:`V_{th}^k` (for a per-neuron learnable threshold: ``[K, *sample]``)."""
@@ -492,10 +511,10 @@ class MLF(BaseNeuron):
         return th.reshape(self.K, *th.shape[2:])
 
     def charge_params(self, sample_ndim: int) -> dict:
-        return {"k": 1.0 - self._decay, "decay_input": False}
+        return {"k": self._leak_component().leak(sample_ndim), "decay_input": False}
 
     def _decay_repr(self) -> str:
-        return f"decay={self._decay}"
+        return f"decay={self.leak.decay}"
 
     def extra_repr(self) -> str:
         return f"K={self.K}, a={self.a}, {self._decay_repr()}, " + super().extra_repr()
@@ -551,10 +570,10 @@ class PMLF(MLF):
     def __init__(self, K: int = 3, v_threshold: float = 0.6, a: float = 1.0, decay_init: float = 0.25,
                  per_level: bool = False, v_reset: Optional[float] = 0.0, surrogate=None,
                  detach_reset: bool = False, record: bool = False, **threshold_options):
-        # MLF's fixed decay is unused here (0.5 only satisfies its check); decay_init is validated below
-        super().__init__(K, v_threshold, a, 0.5, v_reset, surrogate, detach_reset, record, **threshold_options)
-        self.decay_param = LearnableDecay(form="decay", decay_init=decay_init,
-                                          levels=self.K if flag("per_level", per_level) else None)
+        K = _level_count(K)
+        decay = LearnableDecay(form="decay", decay_init=decay_init, levels=K if flag("per_level", per_level) else None)
+        # composition: MLF's leak is this learnable decay instead of a fixed one
+        super().__init__(K, v_threshold, a, decay, v_reset, surrogate, detach_reset, record, **threshold_options)
 
     @property
     def per_level(self) -> bool:
@@ -567,9 +586,6 @@ class PMLF(MLF):
     @property
     def tau(self) -> torch.Tensor:
         return self.decay_param.tau
-
-    def charge_params(self, sample_ndim: int) -> dict:
-        return {"k": self.decay_param.broadcast(self.decay_param.k, sample_ndim), "decay_input": False}
 
     def _decay_repr(self) -> str:
         return f"decay_init={self.decay_param.decay_init} (learnable)"

@@ -1,10 +1,10 @@
 """The kernel plan: what every fused backend (numba on CPU, Triton on GPU) needs to know of one call.
 
 A fused kernel computes the same thing as :func:`snnedu.functional.neuron_multistep` (the reference)
-for ``K`` levels (``K = 1`` for IF/LIF/PLIF, ``K > 1`` for MLF-family units) in one pass over time:
+for ``K`` levels (``K = 1`` for IF/LIF/PLIF, ``K > 1`` for MLF-family units) in one pass over time::
 
     x_seq  [T, B, *S]         input current, shared by the K levels
-    v0     [K, B, *S]         initial potential (``None``: rest)
+    v0     [K, B, *S]         initial potential (None: rest)
     k      None | float | tensor broadcastable to [K, 1, *S]     leak per step (None: IF)
     θ      float | tensor broadcastable to [K, 1, *S]            firing threshold
     ->  spikes [T, (K,) B, *S] (K only when v0 has a level axis, like the reference), v_last [(K,) B, *S]

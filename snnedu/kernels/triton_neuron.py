@@ -59,7 +59,8 @@ except ImportError:  # pragma: no cover - depends on the environment
     class tl:  # placeholder so that the kernel signatures below still evaluate
         constexpr = "constexpr"
 
-__all__ = ["available", "triton_multistep", "TritonMultistep", "surrogate_grad"]
+__all__ = ["available", "triton_multistep", "TritonMultistep", "surrogate_grad", "charge_step", "reset_step", "jit_helpers",
+           "set_helpers", "check_input"]
 
 Scalar = Union[float, torch.Tensor]
 
@@ -115,8 +116,8 @@ def _add(a, b):
 def surrogate_grad(z, p, SG: tl.constexpr):
     """g(z), the surrogate derivative of the spike at ``z = h - θ`` for the kind ``SG``
     (:class:`snnedu.kernels.common.SurrogateKind`) with parameter ``p``: the formulas of
-    :mod:`snnedu.functional.surrogate`. Kernels call it as ``_surrogate_grad`` (jit-wrapped in
-    :func:`_kernels`)."""
+    :mod:`snnedu.functional.surrogate`. Kernels call it as ``_surrogate_grad`` (jit-wrapped by
+    :func:`set_helpers`)."""
     if SG == SG_RECTANGULAR:  # width a
         g = (tl.abs(z) < p / 2).to(tl.float32) / p
     elif SG == SG_SIGMOID:  # alpha
@@ -159,7 +160,8 @@ _add_combine = _surrogate_grad = _charge = _reset = None
 
 
 def jit_helpers() -> dict:
-    """:data:`HELPERS` wrapped with ``triton.jit`` in the current mode."""
+    """The helpers kernels call (``HELPERS``: the reduction's combine, the surrogate derivative, the
+    charge and the reset) wrapped with ``triton.jit`` in the current mode."""
     return {name: triton.jit(fn) for name, fn in HELPERS.items()}
 
 
