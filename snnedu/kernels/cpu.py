@@ -110,7 +110,7 @@ if numba is not None:
                     s_out[i] = 1.0 if fire else 0.0
                     v[i] = h - theta[i] if fire else h
 
-    @njit(cache=True, fastmath=True)
+    @njit(cache=True, fastmath=True, inline="always")
     def _surrogate_grad(kind, p, h, theta, out, n_el):
         """``out`` <- g(h - θ), the surrogate derivative of the spike (the formulas of
         :mod:`snnedu.functional.surrogate`); one loop per kind."""
@@ -131,10 +131,16 @@ if numba is not None:
 
     @njit(cache=True)
     def _gather_rows(rows, lo, n_el, N, out):
-        """``out[q, i]`` <- ``rows[q, (lo + i) mod N]``: a block's per-element copy of ``[K, N]`` parameter rows."""
+        """``out[q, i]`` <- ``rows[q, (lo + i) mod N]``: a block's per-element copy of ``[K, N]`` parameter
+        rows (the neuron index wraps around instead of being divided out: one division per block)."""
+        start = lo % N
         for q in range(out.shape[0]):
+            n = start
             for i in range(n_el):
-                out[q, i] = rows[q, (lo + i) % N]
+                out[q, i] = rows[q, n]
+                n += 1
+                if n == N:
+                    n = 0
 
     @njit(cache=True)
     def _copy_block(state, lo, n_el, out):
