@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import BinaryIO, Callable, Optional
 
+from ._checks import flags
+
 
 def atomic_write(path, write: Callable[[BinaryIO], object], *, durable: bool = True,
                  tmp: Optional[Path] = None) -> None:
@@ -34,6 +36,14 @@ def atomic_write(path, write: Callable[[BinaryIO], object], *, durable: bool = T
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@flags("durable")
+def atomic_write_bytes(path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``: readers see either the
+    old file or the whole new one, never a half-written file. ``durable=False`` skips the ``fsync``
+    (still all-or-nothing, but a power cut may lose the file): for data that can be regenerated."""
+    atomic_write(path, lambda f: f.write(data), durable=durable)
 
 
 def describe_os_error(e: OSError) -> str:

@@ -11,6 +11,8 @@ them all at once, and from the matching built-in (``ValueError``, ``RuntimeError
 - :class:`StateError` — a stateful neuron is stepped with an input that does not match its stored
   state (e.g. a different batch size without :func:`snnedu.reset`).
 - :class:`DataError` — a dataset cannot be found/loaded and no fallback was allowed.
+- :class:`ConfigError` — a config file is unreadable, or a field of it is missing, of the wrong type or
+  out of range (:mod:`snnedu.config`).
 """
 
 
@@ -32,3 +34,7 @@ class StateError(SnneduError, RuntimeError):
 
 class DataError(SnneduError, RuntimeError):
     """A dataset could not be found or read, and no offline fallback was allowed."""
+
+
+class ConfigError(SnneduError, ValueError):
+    """A config file is unreadable or a field is missing, of the wrong type or out of range."""

@@ -330,7 +330,7 @@ def run_cell(cfg: dict, measure: dict) -> dict:
 
 
 def _run_cell(cfg: dict, measure: dict) -> dict:
-    from .config import _loss, _optimizer, _scheduler, build_data, build_model, materialize_from, spread_subset
+    from .config import build_data, build_model, make_loss, make_optimizer, make_scheduler, materialize_from, spread_subset
     from .data.common import _collate_fn
     from .train import evaluate, fit, seed_everything
 
@@ -339,8 +339,8 @@ def _run_cell(cfg: dict, measure: dict) -> dict:
     seed_everything(t["seed"])
     split, train_loader, val_loader, test_loader = build_data(cfg, with_val=True)
     model = materialize_from(cfg, build_model(cfg), test_loader)
-    optimizer, loss_fn = _optimizer(cfg, model), _loss(cfg)
-    scheduler = _scheduler(cfg, optimizer)
+    optimizer, loss_fn = make_optimizer(cfg, model), make_loss(cfg)
+    scheduler = make_scheduler(cfg, optimizer)
     regularizer = None
     if t["tau_lambda"] > 0:
         from .losses import TauVarianceRegularizer

@@ -321,7 +321,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int = 1,
             they return is merged into that epoch's history row, e.g. the mean learned tau or the
             firing rate, so it is checkpointed and resumed with the rest. Keep the values plain
             Python numbers or lists.
-        meta: a plain description of what produces this run (:func:`snnedu.config.run_config` passes
+        meta: a plain description of what produces this run (:func:`snnedu.config.run.run_config` passes
             the config). It is stored with every checkpoint, and a resume from a checkpoint written
             with other ``meta`` stops with :class:`CheckpointMismatch` naming the fields that differ
             (start afresh with ``resume=False``). ``None`` (default): not recorded, not checked.

@@ -17,7 +17,7 @@ import pytest
 
 from snnedu.data.aedat import (START_TIME_FORMAT, AedatError, AedatInfo, read_aedat20, read_aedat31,
                                write_aedat31)
-from snnedu.data.dvs_sim import write_gesture_standin
+from snnedu.data.standins import write_gesture_standin
 from snnedu.data.events import make_events
 from snnedu.errors import HyperParameterError
 

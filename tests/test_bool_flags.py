@@ -86,7 +86,7 @@ def _calls():
     from snnedu.kernels import common as kcommon
     _SPEC_FIELDS = _spec_fields()  # noqa: N806
     from snnedu import config, determinism, distributed, functional, kernels, layers, monitor, viz
-    from snnedu.data import aedat, cifar10, common, dvs, dvs_sim, events, frame_cache, mnist, nmnist, tonic_adapter
+    from snnedu.data import aedat, cifar10, common, dvs, events, frame_cache, mnist, nmnist, standins, tonic_adapter
     from snnedu.decay import LearnableDecay
     from snnedu.kernels import cpu
     from snnedu.kernels import triton_neuron
@@ -97,9 +97,12 @@ def _calls():
     sg = functional.surrogate.ATan() if hasattr(functional, "surrogate") else None
     return {
         "snnedu._checks.set_input_checks": _call(snnedu.set_input_checks),
-        "snnedu.config.build_data": _call(config.build_data, {}),
-        "snnedu.config.run_config": _call(config.run_config, {}),
-        "snnedu.data.aedat.atomic_write_bytes": _call(aedat.atomic_write_bytes, "unused", b""),
+        "snnedu.config.run.build_data": _call(config.build_data, {}),
+        "snnedu.config.run.run_config": _call(config.run_config, {}),
+        "snnedu.config.schema.Field": _call(config.Field, int),
+        "snnedu.config.registry.Arch": lambda **bad: config.Arch(**{"build": None, "takes": "static", **bad}),
+        "snnedu.config.registry.Dataset": lambda **bad: config.Dataset(**{"n_classes": 10, "events": False,
+                                                                         "input_shape": None, "load": None, **bad}),
         "snnedu.data.aedat.read_aedat20": _call(aedat.read_aedat20, "unused"),
         "snnedu.data.aedat.read_aedat31": _call(aedat.read_aedat31, "unused"),
         "snnedu.data.aedat.write_aedat20": _call(aedat.write_aedat20, "unused", None),
@@ -112,8 +115,8 @@ def _calls():
         "snnedu.data.dvs.load_cifar10_dvs": _call(dvs.load_cifar10_dvs),
         "snnedu.data.dvs.load_dvs128_gesture": _call(dvs.load_dvs128_gesture),
         "snnedu.data.dvs.preprocess": _call(dvs.preprocess, "dvs128-gesture", "unused", None),
-        "snnedu.data.dvs_sim.write_cifar10dvs_standin": _call(dvs_sim.write_cifar10dvs_standin, "unused"),
-        "snnedu.data.dvs_sim.write_gesture_standin": _call(dvs_sim.write_gesture_standin, "unused"),
+        "snnedu.data.standins.write_cifar10dvs_standin": _call(standins.write_cifar10dvs_standin, "unused"),
+        "snnedu.data.standins.write_gesture_standin": _call(standins.write_gesture_standin, "unused"),
         "snnedu.data.events.make_events": _call(events.make_events, [0], [0], [0], [0]),
         "snnedu.data.frame_cache.build_frame_cache": _call(frame_cache.build_frame_cache, "unused", {}, [], None,
                                                            frame_shape=(1, 2, 1, 1)),

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from snnedu.data.dvs import FrameSetting, preprocess
-from snnedu.data.dvs_sim import write_gesture_standin
+from snnedu.data.standins import write_gesture_standin
 
 REPO = Path(__file__).resolve().parents[1]
 T, SIZE = 4, 16
@@ -154,19 +154,19 @@ def test_the_lock_file_is_removed_and_reused_safely(tmp_path):
 # the stand-in writer, parked inside its lock before it writes its first recording
 PARKED_STANDIN = textwrap.dedent("""
     import sys
-    from snnedu.data import dvs_sim
-    real = dvs_sim._gesture_recording
+    from snnedu.data import standins
+    real = standins._gesture_recording
     def parked(*a, **k):
         if not getattr(parked, "done", False):
             parked.done = True
             print("parked", flush=True)
             sys.stdin.readline()
         return real(*a, **k)
-    dvs_sim._gesture_recording = parked
-    dvs_sim.write_gesture_standin(sys.argv[1], n_train_users=1, n_test_users=1, lightings=("led",), size=16,
-                                  seed=3, progress=False)
+    standins._gesture_recording = parked
+    standins.write_gesture_standin(sys.argv[1], n_train_users=1, n_test_users=1, lightings=("led",), size=16,
+                                   seed=3, progress=False)
 """)
-SECOND_STANDIN = ("import sys; from snnedu.data import dvs_sim; dvs_sim.write_gesture_standin(sys.argv[1], "
+SECOND_STANDIN = ("import sys; from snnedu.data import standins; standins.write_gesture_standin(sys.argv[1], "
                   "n_train_users=1, n_test_users=1, lightings=('led',), size=16, seed=3, progress=False)")
 
 

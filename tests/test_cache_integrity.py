@@ -13,7 +13,7 @@ import pytest
 import snnedu.data.dvs as dvs
 from snnedu.data import CacheError, FrameCache
 from snnedu.data.dvs import FrameSetting, preprocess
-from snnedu.data.dvs_sim import write_gesture_standin
+from snnedu.data.standins import write_gesture_standin
 
 
 @pytest.fixture()
@@ -156,7 +156,7 @@ def test_unreadable_metadata_is_a_cache_error(tmp_path):
 
 
 def test_a_cifar10_dvs_copy_with_few_files_per_class_builds_or_says_the_split_is_empty(tmp_path, monkeypatch):
-    from snnedu.data.dvs_sim import write_cifar10dvs_standin
+    from snnedu.data.standins import write_cifar10dvs_standin
     from snnedu.data.frame_cache import CacheUnit, build_frame_cache
     from snnedu.errors import DataError
 

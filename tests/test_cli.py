@@ -198,3 +198,33 @@ def test_duplicate_keys_and_aliases_in_a_config_are_refused(tmp_path):
     assert main(["check", str(p)]) == 2
     for path in CONFIGS:  # the committed configs still load
         load_config(path)
+
+
+def test_the_allowed_values_of_a_config_come_from_the_registries():
+    """snnedu.config is schema, registry and run: the neuron types are every exported neuron class (a
+    new family is a config type as soon as it is exported), the architectures and datasets are the
+    registry's entries, and each dataset's metadata decides the cross-field checks."""
+    from snnedu import config
+    from snnedu.config import registry, run, schema
+
+    neuron_choices = config.SCHEMA["model"]["neuron"]["type"].choices
+    exported = {n for n in snnedu.__all__ if isinstance(getattr(snnedu, n), type)
+                and issubclass(getattr(snnedu, n), snnedu.BaseNeuron) and n != "BaseNeuron"}
+    assert set(neuron_choices) == exported | {"LIF.stbp"} and {"ALIF", "PMLF3"} <= exported
+    assert "XLIF" not in neuron_choices and 3 not in neuron_choices
+    assert config.SCHEMA["model"]["arch"].choices == set(config.ARCHS)
+    assert config.SCHEMA["data"]["dataset"].choices == set(config.DATASETS)
+    assert set(config.STANDIN) == {n for n, d in config.DATASETS.items() if d.events}
+    for name in ("SCHEMA", "validate_config", "read_yaml"):
+        assert getattr(config, name) is getattr(schema, name)
+    assert config.build_model is registry.build_model and config.run_config is run.run_config
+    base = {"name": "x", "data": {"dataset": "dvs128_gesture", "T": 4, "batch_size": 2},
+            "model": {"arch": "plif_dvs", "neuron": {"type": "ALIF", "tau_a": 10.0}, "n_classes": 11},
+            "train": {"epochs": 1, "lr": 0.1}}
+    assert validate_config(base)["model"]["neuron"]["type"] == "ALIF"
+    with pytest.raises(ConfigError, match="dvs128_gesture has 11 classes"):
+        validate_config({**base, "model": {**base["model"], "n_classes": 10}})
+    with pytest.raises(ConfigError, match="takes event frames"):
+        validate_config({**base, "data": {**base["data"], "dataset": "mnist"}, "model": {**base["model"], "n_classes": 10}})
+    with pytest.raises(ConfigError, match="not a parameter of ALIF"):
+        validate_config({**base, "model": {**base["model"], "neuron": {"type": "ALIF", "K": 3}}})

@@ -460,7 +460,7 @@ def test_label_times_are_bounded_to_int64_and_to_the_recording(tmp_path, monkeyp
     # issue #15 item 14: an end time of 1e23 µs was accepted and silently sliced to the recording's end
     from snnedu.__main__ import main
     from snnedu.data.dvs import WINDOW_SLACK_US, FrameSetting, preprocess
-    from snnedu.data.dvs_sim import write_gesture_standin
+    from snnedu.data.standins import write_gesture_standin
     from snnedu.errors import DataError
 
     monkeypatch.setenv("SNNEDU_DATA", str(tmp_path / "data"))

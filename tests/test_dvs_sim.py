@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from snnedu.data.aedat import read_aedat20, read_aedat31, read_gesture_labels
-from snnedu.data.dvs_sim import (CIFAR10DVS_STANDIN_CLASSES, CIFAR10DVS_STANDIN_SOURCE, GESTURE_CLASSES,
-                                 GESTURE_STANDIN_SOURCE, STANDIN_MARKER, _gesture_recording, gesture_video,
-                                 simulate_dvs, write_cifar10dvs_standin, write_gesture_standin)
+from snnedu.data.dvs import GESTURE_CLASSES
+from snnedu.data.dvs_sim import simulate_dvs
+from snnedu.data.standins import (CIFAR10DVS_STANDIN_CLASSES, CIFAR10DVS_STANDIN_SOURCE, GESTURE_STANDIN_SOURCE,
+                                  STANDIN_MARKER, _gesture_recording, gesture_video, write_cifar10dvs_standin,
+                                  write_gesture_standin)
 from snnedu.data.events import EVENT_DTYPE
 from snnedu.errors import DataError, HyperParameterError, InputError
 
@@ -203,7 +205,7 @@ def test_gesture_standin_layout_readback_and_reuse(tmp_path, capsys):
     assert (folder / "trials_to_test.txt").read_text().split() == ["user02_led.aedat"]
     marker = json.loads((folder / STANDIN_MARKER).read_text())
     assert marker["source"] == GESTURE_STANDIN_SOURCE and marker["classes"] == list(GESTURE_CLASSES)
-    assert marker["generator"] == "snnedu.data.dvs_sim.write_gesture_standin" and marker["seed"] == 5
+    assert marker["generator"] == "snnedu.data.standins.write_gesture_standin" and marker["seed"] == 5
     total = 0
     for user in (1, 2):
         ev = read_aedat31(folder / f"user{user:02d}_led.aedat")

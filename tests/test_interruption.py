@@ -303,7 +303,7 @@ def _check_finished_caches(cache_dir: Path, ref: dict) -> list:
 
 
 def test_preprocessing_killed_at_random_points_resumes_to_the_identical_cache(tmp_path, zygote):
-    from snnedu.data.dvs_sim import write_gesture_standin
+    from snnedu.data.standins import write_gesture_standin
 
     rng = random.Random(20240607)
     root = write_gesture_standin(tmp_path / "rec", n_train_users=3, n_test_users=1, lightings=("led", "lab"),

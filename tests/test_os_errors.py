@@ -19,7 +19,7 @@ import yaml
 
 from snnedu.__main__ import main
 from snnedu._io import atomic_write, describe_os_error
-from snnedu.data.dvs_sim import write_gesture_standin
+from snnedu.data.standins import write_gesture_standin
 
 
 def _full_disk_under(monkeypatch, folder: Path, after: int = 0):

@@ -66,13 +66,13 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .._checks import flags, short_repr
-from .._io import atomic_write
+from .._io import atomic_write_bytes
 from ..errors import DataError, HyperParameterError
 from .events import EVENT_DTYPE, check_events, make_events
 from .frames import as_size
 
 __all__ = ["AedatError", "AedatInfo", "read_aedat31", "write_aedat31", "read_aedat20", "write_aedat20",
-           "read_gesture_labels", "write_gesture_labels", "labels_csv_path", "atomic_write_bytes",
+           "read_gesture_labels", "write_gesture_labels", "labels_csv_path",
            "START_TIME_FORMAT"]
 
 # The readers' version: bumped whenever what they return for the same file changes, so that frame
@@ -105,14 +105,6 @@ class AedatInfo(NamedTuple):
     invalid: int = 0
     other_packets: int = 0
     special: int = 0
-
-
-@flags("durable")
-def atomic_write_bytes(path, data: bytes, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``: readers see either the
-    old file or the whole new one, never a half-written file. ``durable=False`` skips the ``fsync``
-    (still all-or-nothing, but a power cut may lose the file): for data that can be regenerated."""
-    atomic_write(path, lambda f: f.write(data), durable=durable)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -235,7 +227,7 @@ def write_aedat31(path, events: np.ndarray, labels: Optional[Sequence[Tuple[int,
     ``<name>_labels.csv`` (the dataset's own layout). ``sensor_size``: ``(H, W)``, each at most 32768
     (15-bit addresses). ``start_time``: the header's ``#Start-Time:`` line, written as
     ``%Y-%m-%d %H:%M:%S (TZ%z)`` (``START_TIME_FORMAT``); ``None`` writes the current local time,
-    a naive datetime is taken as local time. ``durable``: see :func:`atomic_write_bytes`.
+    a naive datetime is taken as local time. ``durable``: see ``snnedu._io.atomic_write_bytes``.
     Returns the path of the .aedat file.
     """
     sensor_size = as_size(sensor_size, "sensor_size")
@@ -395,7 +387,7 @@ def read_aedat20(path, sensor_size: int = 128, *, return_info: bool = False
 @flags("durable")
 def write_aedat20(path, events: np.ndarray, *, sensor_size: int = 128, durable: bool = True) -> Path:
     """Write events as a CIFAR10-DVS AEDAT 2.0 file (atomically): the inverse of :func:`read_aedat20`.
-    ``durable``: see :func:`atomic_write_bytes`."""
+    ``durable``: see ``snnedu._io.atomic_write_bytes``."""
     side = as_size(sensor_size, "sensor_size")[0] if not isinstance(sensor_size, (tuple, list)) else 0
     if not 1 <= side <= 128:
         raise HyperParameterError(f"sensor_size must be an int in 1..128 (7-bit addresses), "

@@ -19,7 +19,7 @@ and stated with every number: **per class, the files sorted by their number, the
 (0–899) train, the last 10 % (900–999) test** — the PLIF code's split.
 
 Offline, without the recordings, ``offline_fallback=True`` generates a *simulated* stand-in in the
-same file formats (:mod:`snnedu.data.dvs_sim`), so the same readers, splitter, frame integration and
+same file formats (:mod:`snnedu.data.standins`), so the same readers, splitter, frame integration and
 cache run; the loader says so in one line and ``DataSplit.source`` repeats it.
 """
 from __future__ import annotations
@@ -40,15 +40,19 @@ from ..errors import DataError, HyperParameterError
 from .aedat import READER_VERSION, read_aedat20, read_aedat31, read_gesture_labels, labels_csv_path
 from .cifar10 import CIFAR10_CLASSES
 from .common import DataSplit, data_root
-from .dvs_sim import GESTURE_CLASSES, STANDIN_MARKER
 from .events import slice_time
 from .frame_cache import FORMAT_VERSION, BuildReport, CacheUnit, FrameCache, build_frame_cache, cache_file_name
 from .frames import NORMALIZATIONS, SPLIT_MODES, as_size, events_to_frames
+from .standins import STANDIN_MARKER
 
 __all__ = ["DVSFrameDataset", "DVSAugment", "time_first_collate", "load_dvs128_gesture", "load_cifar10_dvs",
            "GESTURE_CLASSES", "find_gesture_root", "gesture_units", "cifar10_dvs_files", "cifar10_dvs_split",
            "preprocess", "FrameSetting", "STANDIN_MARKER", "DATASET_NAMES"]
 
+#: The 11 classes of DVS128 Gesture, in the order of the release's labels (1..11 in the files).
+GESTURE_CLASSES = ("hand_clapping", "right_hand_wave", "left_hand_wave", "right_arm_clockwise",
+                   "right_arm_counter_clockwise", "left_arm_clockwise", "left_arm_counter_clockwise",
+                   "arm_roll", "air_drums", "air_guitar", "other_gestures")
 GESTURE_SAMPLES = {"train": 1176, "test": 288}  # SpikingJelly's count of the full release
 CIFAR10_DVS_URLS = {  # figshare "CIFAR10-DVS" (file id, md5), the archive per class
     "airplane": ("7712788", "0afd5c4bf9ae06af762a77b180354fdd"),
@@ -390,7 +394,7 @@ def _resolve(dataset: str, root, download: bool, offline_fallback: bool, standin
              f"as {base}/<class>/cifar10_<class>_<i>.aedat, or pass download=True when online")
     if not offline_fallback:
         raise DataError(f"{dataset}: {reason}. {where}.")
-    from . import dvs_sim
+    from . import standins
 
     kw = dict(standin_kwargs or {})
     kw.setdefault("progress", progress)
@@ -402,10 +406,10 @@ def _resolve(dataset: str, root, download: bool, offline_fallback: bool, standin
         settings = json.dumps({k: v for k, v in sorted(kw.items()) if k != "progress"}, sort_keys=True, default=str)
         sroot = data_root() / f"{dataset}-standin-{hashlib.sha256(settings.encode()).hexdigest()[:10]}"
     if dataset == "dvs128-gesture":
-        folder = Path(dvs_sim.write_gesture_standin(sroot, **kw))
+        folder = Path(standins.write_gesture_standin(sroot, **kw))
         folder = find_gesture_root(folder) or folder
     else:
-        folder = Path(dvs_sim.write_cifar10dvs_standin(sroot, **kw))
+        folder = Path(standins.write_cifar10dvs_standin(sroot, **kw))
     print(f"snnedu: {reason}; using the simulated offline stand-in at {folder}")
     return folder, _standin_info(folder)
 

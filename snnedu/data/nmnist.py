@@ -28,13 +28,14 @@ import numpy as np
 from tqdm import tqdm
 
 from .._checks import flags, positive_int, short_repr
+from .._io import atomic_write_bytes
 from ..errors import DataError, HyperParameterError, InputError
-from .aedat import atomic_write_bytes
 from .common import DataSplit, _new_dirs_cleanup, data_root
 from .dvs import FrameSetting, _standin_info
-from .dvs_sim import (STANDIN_MARKER, _PARTIAL_MARKER, _bars_off, _check_seed, _child_rng, _finish_writing,
-                      _read_marker, _reuse, _start_writing, simulate_dvs)
+from .dvs_sim import simulate_dvs
 from .frame_cache import build_lock
+from .standins import (STANDIN_MARKER, _PARTIAL_MARKER, _bars_off, _check_seed, _child_rng, _finish_writing,
+                       _read_marker, _reuse, _start_writing)
 from .tonic_adapter import from_tonic
 
 __all__ = ["load_nmnist", "write_nmnist_standin", "nmnist_video", "saccade_offsets", "write_nmnist_bin",
