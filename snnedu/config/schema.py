@@ -20,7 +20,7 @@ from .registry import ARCHS, DATASETS, neuron_factory, neuron_types
 __all__ = ["Field", "REQUIRED", "SCHEMA", "STANDIN", "validate_config", "cross_check", "load_config", "read_yaml",
            "MAX_YAML_BYTES", "MAX_T", "MAX_BATCH", "MAX_WIDTH", "MAX_EPOCHS", "MAX_PER_CLASS", "MAX_STEPS"]
 
-#: The default of a field that has none: the field must be given.
+#: Marks a field without a default (a config must give it).
 REQUIRED = object()
 
 

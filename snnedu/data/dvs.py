@@ -29,7 +29,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -49,7 +49,7 @@ __all__ = ["DVSFrameDataset", "DVSAugment", "time_first_collate", "load_dvs128_g
            "GESTURE_CLASSES", "find_gesture_root", "gesture_units", "cifar10_dvs_files", "cifar10_dvs_split",
            "preprocess", "FrameSetting", "STANDIN_MARKER", "DATASET_NAMES"]
 
-#: The 11 classes of DVS128 Gesture, in the order of the release's labels (1..11 in the files).
+# the 11 classes of DVS128 Gesture, in the order of the release's labels (1..11 in the files)
 GESTURE_CLASSES = ("hand_clapping", "right_hand_wave", "left_hand_wave", "right_arm_clockwise",
                    "right_arm_counter_clockwise", "left_arm_clockwise", "left_arm_counter_clockwise",
                    "arm_roll", "air_drums", "air_guitar", "other_gestures")

@@ -18,8 +18,8 @@ from typing import Tuple
 
 import numpy as np
 
-from .._checks import real
-from ..errors import InputError
+from .._checks import real, short_repr
+from ..errors import HyperParameterError, InputError
 from .events import make_events
 
 __all__ = ["simulate_dvs", "background_noise"]

@@ -34,7 +34,7 @@ from .common import DataSplit, _new_dirs_cleanup, data_root
 from .dvs import FrameSetting, _standin_info
 from .dvs_sim import simulate_dvs
 from .frame_cache import build_lock
-from .standins import (STANDIN_MARKER, _PARTIAL_MARKER, _bars_off, _check_seed, _child_rng, _finish_writing,
+from .standins import (_PARTIAL_MARKER, _bars_off, _check_seed, _child_rng, _finish_writing,
                        _read_marker, _reuse, _start_writing)
 from .tonic_adapter import from_tonic
 
