@@ -142,6 +142,9 @@ def _calls():
         "snnedu.kernels.multistep": _call(kernels.multistep, _x(), surrogate=sg),
         "snnedu.kernels.cpu.cpu_multistep": _call(cpu.cpu_multistep, _x(), surrogate=sg),
         "snnedu.kernels.common.MultistepSpec": lambda **bad: kcommon.MultistepSpec(**{**_SPEC_FIELDS, **bad}),
+        "snnedu.kernels.common.MultistepSpec.of_operator": lambda **bad: kcommon.MultistepSpec.of_operator(**{
+            "x": torch.zeros(1, 1, 1), "v0": torch.zeros(1, 1, 1), "vr": 0.0, "charge": 1, "hard": True,
+            "detach": False, "sg_kind": 2, "sg_p": 2.0, **bad}),
         "snnedu.kernels.common.MultistepSpec.build": _call(kcommon.MultistepSpec.build, _x(), None, surrogate=sg),
         "snnedu.kernels.alif_cpu.alif_cpu_multistep": _call(alif_cpu.alif_cpu_multistep, _x(), **_ALIF_PARAMS(sg)),
         "snnedu.kernels.alif_triton.alif_triton_multistep": _call(alif_triton.alif_triton_multistep, _x(),

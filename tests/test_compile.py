@@ -23,7 +23,8 @@ TorchScript (measured with torch 2.14):
   lacks (``**kwargs`` expansion in ``BaseNeuron.forward``), and the modules are Python throughout
   (backend dispatch, lazily shaped parameters). TorchScript is deprecated in PyTorch (``torch.jit.save``
   warns to use ``torch.export``); ``torch.compile`` is the supported way.
-- The Triton path is not registered as operators: it keeps working in eager (tests/test_triton_kernels.py).
+- The Triton path is registered the same way (``snnedu::triton_multistep`` and its backward): a network
+  forced onto it compiles in one graph and equals eager (tests/test_triton_kernels.py, under the interpreter).
 """
 import copy
 import gc

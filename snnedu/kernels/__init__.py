@@ -19,8 +19,8 @@ runs the reference for that family and dtype, with a warning. Force one with :fu
 :func:`use_backend`, or the environment variable ``SNNEDU_BACKEND``. A forced backend that cannot run
 a given call (e.g. ``"cpu"`` on a CUDA tensor) raises a clear error instead of silently switching.
 
-``torch.compile`` works on the ``"cpu"`` path, whose kernels are registered as PyTorch operators
-(:mod:`snnedu.kernels.cpu`); the ``"triton"`` path is an autograd Function, tested in eager mode only.
+``torch.compile`` works on the ``"cpu"`` and ``"triton"`` paths, whose kernels are registered as
+PyTorch operators (:mod:`snnedu.kernels.cpu`, :mod:`snnedu.kernels.triton_neuron`).
 A declared family's registered fast path (:mod:`snnedu.family`, e.g. ALIF's :mod:`snnedu.kernels.alif_cpu`)
 runs eagerly inside a compiled network (one graph break), with eager's values.
 
@@ -98,6 +98,7 @@ def _triton():
     return triton_neuron
 
 
+@torch.compiler.assume_constant_result   # torch.compile takes it as a constant (it reads the environment)
 def _triton_ok() -> bool:
     try:
         return _triton().available()
@@ -159,9 +160,10 @@ def multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, record:
     family other than the core (``family``, :mod:`snnedu.family`), ``v0`` and ``v_last`` are state tuples
     and the reference is :func:`snnedu.functional.state_multistep`. A NaN/inf input
     raises :class:`snnedu.errors.InputError` naming ``name`` (unless input checks are off); the CPU
-    kernel finds them as it reads its input, the other backends scan it first."""
+    kernel finds them as it reads its input, the Triton operator scans it first, inside the operator
+    (so a compiled network checks too), and the reference scans it before its loop."""
     which = chosen_backend(x_seq, params["surrogate"], record, name, family)
-    if which != "cpu" or family is not CORE:
+    if which == "reference" or family is not CORE:   # the core's fused operators check their input themselves
         check_finite(name, x_seq)
     if family is not CORE:  # a declared family: its registered fast path, or the generic reference loop
         if which == "reference":
@@ -175,5 +177,5 @@ def multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, record:
     if which == "cpu":
         spikes, v_last = cpu.cpu_multistep(x_seq, v0, name=name, **params)
     else:
-        spikes, v_last = _triton().triton_multistep(x_seq, v0, **params)
+        spikes, v_last = _triton().triton_multistep(x_seq, v0, name=name, **params)
     return spikes, v_last, None

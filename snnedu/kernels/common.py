@@ -28,7 +28,7 @@ import torch
 from .._checks import flag
 from ..functional.surrogate import ATan, Rectangular, Sigmoid, Surrogate, Triangle
 
-__all__ = ["Charge", "SurrogateKind", "fused_surrogate", "Layout", "MultistepSpec", "shape_dtype"]
+__all__ = ["Charge", "SurrogateKind", "fused_surrogate", "Layout", "MultistepSpec", "shape_dtype", "as_tensor"]
 
 
 class Charge(enum.IntEnum):
@@ -138,6 +138,19 @@ class MultistepSpec:
         return cls(lay, charge, v_reset is not None, 0.0 if v_reset is None else float(v_reset),
                    flag("detach_reset", detach_reset), code[0], code[1])
 
+    @classmethod
+    def of_operator(cls, x: torch.Tensor, v0: torch.Tensor, vr: float, charge: int, hard: bool, detach: bool,
+                    sg_kind: int, sg_p: float) -> "MultistepSpec":
+        """The plan back from an operator's plain arguments (``x`` ``[T, B, *S]``, ``v0`` ``[K, B, *S]``
+        and the scalars; operator schemas take only plain values)."""
+        lay = Layout(x.shape[0], v0.shape[0], x.shape[1], tuple(x.shape[2:]), multi=True)
+        return cls(lay, Charge(charge), hard, vr, detach, SurrogateKind(sg_kind), sg_p)
+
+    def operator_args(self) -> tuple:
+        """The plan as an operator's plain arguments ``(vr, charge, hard, detach, sg_kind, sg_p)``."""
+        return (self.v_reset, int(self.charge), self.hard_reset, self.detach_reset, int(self.surrogate),
+                self.surrogate_param)
+
     # -- inputs ------------------------------------------------------------------------------------
     def initial_state(self, x_seq: torch.Tensor, v0: Optional[torch.Tensor]) -> torch.Tensor:
         """The initial potential as ``[K, B, *S]`` (rest, ``v_reset``, where ``v0`` is ``None``)."""
@@ -185,3 +198,9 @@ def shape_dtype(p) -> Optional[Tuple[torch.Size, torch.dtype]]:
     """What a backward pass needs to know of a parameter (``None`` for a float): its shape and dtype,
     without keeping a reference to the tensor itself."""
     return (p.shape, p.dtype) if isinstance(p, torch.Tensor) else None
+
+
+def as_tensor(p) -> torch.Tensor:
+    """A parameter for an operator: a tensor as it is (its gradient comes back in its shape), a float
+    (or ``None``, the IF leak, unused) as a 0-d float32 tensor."""
+    return p if isinstance(p, torch.Tensor) else torch.tensor(0.0 if p is None else float(p))

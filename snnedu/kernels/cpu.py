@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .._checks import check_finite
-from .common import Charge, Layout, MultistepSpec, SurrogateKind
+from .common import Charge, MultistepSpec, SurrogateKind, as_tensor
 
 __all__ = ["available", "cpu_multistep"]
 
@@ -342,16 +342,9 @@ def as_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
-def _plan(x: torch.Tensor, v0: torch.Tensor, vr: float, charge: int, hard: bool, detach: bool, sg_kind: int,
-          sg_p: float) -> MultistepSpec:
-    """The operator's scalars back as the plan (the operator schema takes only plain values)."""
-    lay = Layout(x.shape[0], v0.shape[0], x.shape[1], tuple(x.shape[2:]), multi=True)
-    return MultistepSpec(lay, Charge(charge), hard, vr, detach, SurrogateKind(sg_kind), sg_p)
-
-
 def _forward_impl(x: torch.Tensor, v0: torch.Tensor, k: torch.Tensor, th: torch.Tensor, vr: float, charge: int,
                   hard: bool, detach: bool, sg_kind: int, sg_p: float, name: str) -> Tuple[torch.Tensor, torch.Tensor]:
-    spec = _plan(x, v0, vr, charge, hard, detach, sg_kind, sg_p)
+    spec = MultistepSpec.of_operator(x, v0, vr, charge, hard, detach, sg_kind, sg_p)
     T, K, J = spec.layout.T, spec.layout.K, spec.layout.J
     spikes = _pool.empty(T, K, J)
     v_last = torch.empty(K, J, dtype=torch.float32)
@@ -394,7 +387,7 @@ def _backward_impl(g_spikes: torch.Tensor, g_vlast: torch.Tensor, x: torch.Tenso
                    k: torch.Tensor, th: torch.Tensor, vr: float, charge: int, hard: bool, detach: bool,
                    sg_kind: int, sg_p: float, need_k: bool, need_th: bool
                    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    spec = _plan(x, v0, vr, charge, hard, detach, sg_kind, sg_p)
+    spec = MultistepSpec.of_operator(x, v0, vr, charge, hard, detach, sg_kind, sg_p)
     T, K, J = spec.layout.T, spec.layout.K, spec.layout.J
     gs, per_step = output_grad(g_spikes, T, K, J)
     gx = _pool.empty(T, J)
@@ -460,12 +453,6 @@ class _EagerMultistep(torch.autograd.Function):
         return _gradients(ctx, g_spikes, g_vlast, backward=_backward_impl)
 
 
-def as_tensor(p) -> torch.Tensor:
-    """A parameter for an operator: a tensor as it is (its gradient comes back in its shape), a float
-    (or ``None``, the IF leak, unused) as a 0-d float32 tensor."""
-    return p if isinstance(p, torch.Tensor) else torch.tensor(0.0 if p is None else float(p))
-
-
 def cpu_multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, surrogate, k=None,
                   v_threshold=1.0, v_reset: Optional[float] = 0.0, decay_input: bool = True,
                   detach_reset: bool = False, name: str = "neuron"):
@@ -477,6 +464,5 @@ def cpu_multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, sur
     traced = torch.compiler.is_compiling() or torch.jit.is_tracing()
     run = _op_forward if traced else _EagerMultistep.apply
     spikes, v_last = run(x_seq, spec.initial_state(x_seq, v0), as_tensor(k), as_tensor(v_threshold),
-                         spec.v_reset, int(spec.charge), spec.hard_reset, spec.detach_reset, int(spec.surrogate),
-                         spec.surrogate_param, name)
+                         *spec.operator_args(), name)
     return spec.results(spikes, v_last)

@@ -37,18 +37,22 @@ broadcasts against a time step ``[(K,) B, *sample]`` without varying over the ba
 expanded to ``[K, N]`` (``N`` neurons per sample) for the kernel, and their gradients are summed over
 the batch and back to the parameter's own shape.
 
+The forward and backward are the PyTorch operators ``snnedu::triton_multistep`` and
+``snnedu::triton_multistep_backward`` (fake implementations, registered autograd), so ``torch.compile``
+treats a neuron layer as one opaque operator; eager calls skip the operator dispatch.
+
 Use :func:`available` to know whether the kernels can run (Triton importable and a CUDA device, or
 the Triton interpreter selected with ``TRITON_INTERPRET=1``, where the kernels accept CPU tensors).
 """
 import os
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import torch
 from torch.autograd.function import once_differentiable
 
-from .._checks import flags
+from .._checks import check_finite, flags
 from ..functional.surrogate import Surrogate
-from .common import Charge, MultistepSpec, SurrogateKind, shape_dtype
+from .common import Charge, MultistepSpec, SurrogateKind, as_tensor
 
 try:  # Triton is optional: the module imports without it, available() then says False
     import triton
@@ -76,6 +80,7 @@ SG_RECTANGULAR, SG_SIGMOID, SG_ATAN = (_const(SurrogateKind.RECTANGULAR), _const
                                        _const(SurrogateKind.ATAN))
 
 
+@torch.compiler.assume_constant_result   # torch.compile takes it as a constant (it reads the environment)
 def _interpret() -> bool:
     if triton is None:
         return False
@@ -337,72 +342,138 @@ def _block(KP: int, M: int) -> int:
     return max(1, min(cap, triton.next_power_of_2(M)))
 
 
-class TritonMultistep(torch.autograd.Function):
-    """Autograd wrapper of the fused kernels. Use :func:`triton_multistep`, which plans the call.
+# -- the kernels as PyTorch operators ---------------------------------------------------------------------
+# As on the CPU path (snnedu.kernels.cpu), the forward and backward are registered with torch.library, so
+# that torch.compile sees one opaque operator per neuron layer with a known output shape and backward:
+#
+#   snnedu::triton_multistep(x [T, B, *S], v0 [K, B, *S], k, th, vr, charge, hard, detach, sg_kind, sg_p, save_h,
+#                            name)
+#       -> (spikes [T, K, B, *S], v_last [K, B, *S], h_seq [T, K, B, *S] fp32, or [0] without save_h)
+#   snnedu::triton_multistep_backward(g_spikes, g_vlast, h_seq, x, v0, k, th, ..., need_k, need_th)
+#       -> (grad_x, grad_v0, grad_k, grad_th) in the shapes and dtypes of x, v0, k and th
+#
+# The potentials before reset (h_seq) are an output of the forward operator: backward needs them and an
+# operator keeps nothing else between the two. Eager calls run the same two functions through the
+# autograd Function TritonMultistep (no operator dispatch).
 
-    ``forward(ctx, x_seq, v0, k, v_threshold, spec)``: ``x_seq`` ``[T, B, *sample]``, ``v0`` the initial
-    potential ``[K, B, *sample]`` (also for ``K = 1``), ``k`` / ``v_threshold`` floats or tensors,
-    ``spec`` the :class:`~snnedu.kernels.common.MultistepSpec`; returns spikes ``[T, K, B, *sample]``
-    and ``v_last`` ``[K, B, *sample]``.
+def _forward_impl(x: torch.Tensor, v0: torch.Tensor, k: torch.Tensor, th: torch.Tensor, vr: float, charge: int,
+                  hard: bool, detach: bool, sg_kind: int, sg_p: float, save_h: bool, name: str
+                  ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    check_finite(name, x)     # one scan of the input (the CPU kernel does it as it reads)
+    fwd, _ = _kernels()
+    spec = MultistepSpec.of_operator(x, v0, vr, charge, hard, detach, sg_kind, sg_p)
+    lay = spec.layout
+    T, K, J, N = lay.T, lay.K, lay.J, lay.N
+    dev = x.device
+    x = x.detach().contiguous()
+    v0c = v0.detach().contiguous()
+    kp, thp = spec.rows(k, dev), spec.rows(th, dev)
+    spikes = torch.empty((T, K, lay.B, *lay.S), dtype=x.dtype, device=dev)
+    v_last = torch.empty((K, lay.B, *lay.S), dtype=x.dtype, device=dev)
+    h_seq = torch.empty((T, K, lay.B, *lay.S) if save_h else (0,), dtype=torch.float32, device=dev)
+    KP = triton.next_power_of_2(K)
+    BLOCK = _block(KP, J)
+    if J > 0:
+        fwd[(triton.cdiv(J, BLOCK),)](
+            x, v0c, kp, thp, spikes, h_seq, v_last,
+            T, K, J, N, kp.stride(0), kp.stride(1), thp.stride(0), thp.stride(1), spec.v_reset,
+            CHARGE=charge, HARD=hard, SAVE_H=save_h, KP=KP, BLOCK=BLOCK, num_warps=4,
+            enable_fp_fusion=False)  # no fused multiply-add: rounds like the reference, spikes identical
+    return spikes, v_last, h_seq
+
+
+def _backward_impl(g_spikes: torch.Tensor, g_vlast: torch.Tensor, h_seq: torch.Tensor, x: torch.Tensor,
+                   v0: torch.Tensor, k: torch.Tensor, th: torch.Tensor, vr: float, charge: int, hard: bool,
+                   detach: bool, sg_kind: int, sg_p: float, need_k: bool, need_th: bool
+                   ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    _, bwd = _kernels()
+    spec = MultistepSpec.of_operator(x, v0, vr, charge, hard, detach, sg_kind, sg_p)
+    lay = spec.layout
+    T, K, J, N = lay.T, lay.K, lay.J, lay.N
+    dev = x.device
+    x = x.detach().contiguous()
+    v0c = v0.detach().contiguous()
+    kp, thp = spec.rows(k, dev), spec.rows(th, dev)
+    f32 = torch.float32
+    gx = torch.empty_like(x)
+    gv0 = torch.empty((K, J), dtype=f32, device=dev)
+    gk = torch.empty((K, J) if need_k else (1,), dtype=f32, device=dev)
+    gth = torch.empty((K, J) if need_th else (1,), dtype=f32, device=dev)
+    KP = triton.next_power_of_2(K)
+    BLOCK = _block(KP, J)
+    if J > 0:
+        bwd[(triton.cdiv(J, BLOCK),)](
+            g_spikes.contiguous(), g_vlast.contiguous(), h_seq, x, v0c, kp, thp, gx, gv0, gk, gth,
+            T, K, J, N, kp.stride(0), kp.stride(1), thp.stride(0), thp.stride(1), spec.v_reset,
+            spec.surrogate_param, CHARGE=charge, HARD=hard, DETACH=detach, SG=sg_kind, HAS_GS=True, HAS_GV=True,
+            NEED_K=need_k, NEED_TH=need_th, KP=KP, BLOCK=BLOCK, num_warps=4)
+    return (gx, gv0.view(v0.shape).to(v0.dtype),
+            spec.grad_to(gk, k.shape, k.dtype) if need_k else k.new_zeros(k.shape),
+            spec.grad_to(gth, th.shape, th.dtype) if need_th else th.new_zeros(th.shape))
+
+
+if triton is not None:
+    _op_forward = torch.library.custom_op("snnedu::triton_multistep", _forward_impl, mutates_args=())
+
+    @_op_forward.register_fake
+    def _(x, v0, k, th, vr, charge, hard, detach, sg_kind, sg_p, save_h, name):
+        full = (x.shape[0], v0.shape[0], *x.shape[1:])
+        return (x.new_empty(full), x.new_empty((v0.shape[0], *x.shape[1:])),
+                x.new_empty(full if save_h else (0,), dtype=torch.float32))
+
+    _op_backward = torch.library.custom_op("snnedu::triton_multistep_backward", _backward_impl, mutates_args=())
+
+    @_op_backward.register_fake
+    def _(g_spikes, g_vlast, h_seq, x, v0, k, th, vr, charge, hard, detach, sg_kind, sg_p, need_k, need_th):
+        return x.new_empty(x.shape), v0.new_empty(v0.shape), k.new_empty(k.shape), th.new_empty(th.shape)
+
+
+def _setup_context(ctx, inputs, output):
+    x, v0, k, th, *plan, _save_h, _name = inputs
+    ctx.save_for_backward(x, v0, k, th, output[2])
+    ctx.plan = tuple(plan)
+
+
+def _gradients(ctx, g_spikes, g_vlast, _g_h, backward=None):
+    x, v0, k, th, h_seq = ctx.saved_tensors
+    vr, charge, hard, detach, sg_kind, sg_p = ctx.plan
+    need_k = bool(ctx.needs_input_grad[2]) and charge != int(Charge.IF)
+    need_th = bool(ctx.needs_input_grad[3])
+    g_spikes = torch.zeros((x.shape[0], v0.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device) \
+        if g_spikes is None else g_spikes
+    g_vlast = torch.zeros_like(v0) if g_vlast is None else g_vlast
+    gx, gv0, gk, gth = (backward or _op_backward)(g_spikes, g_vlast, h_seq, x, v0, k, th, vr, charge, hard, detach,
+                                                  sg_kind, sg_p, need_k, need_th)
+    return (gx, gv0 if ctx.needs_input_grad[1] else None, gk if need_k else None, gth if need_th else None,
+            None, None, None, None, None, None, None, None)
+
+
+if triton is not None:
+    _op_forward.register_autograd(_gradients, setup_context=_setup_context)
+
+
+class TritonMultistep(torch.autograd.Function):
+    """The fused kernels as an autograd Function, for eager mode (the operators' dispatch is skipped; the
+    same functions run). Use :func:`triton_multistep`, which plans the call.
+
+    ``forward(ctx, x_seq, v0, k, v_threshold, vr, charge, hard, detach, sg_kind, sg_p, save_h, name)``:
+    ``x_seq`` ``[T, B, *sample]``, ``v0`` the initial potential ``[K, B, *sample]`` (also for ``K = 1``),
+    ``k`` / ``v_threshold`` tensors (:func:`~snnedu.kernels.common.as_tensor`) and the plan's scalars
+    (:meth:`~snnedu.kernels.common.MultistepSpec.operator_args`); returns spikes ``[T, K, B, *sample]``,
+    ``v_last`` ``[K, B, *sample]`` and the potentials before reset (fp32, for backward).
     """
 
     @staticmethod
-    def forward(ctx, x_seq, v0, k, v_threshold, spec: MultistepSpec):
-        fwd, _ = _kernels()
-        lay = spec.layout
-        T, K, J, N = lay.T, lay.K, lay.J, lay.N
-        dev = x_seq.device
-        x = x_seq.detach().contiguous()
-        v0c = v0.detach().contiguous()
-        kp = spec.rows(k, dev)
-        thp = spec.rows(v_threshold, dev)
-        spikes = torch.empty((T, K, lay.B, *lay.S), dtype=x.dtype, device=dev)
-        v_last = torch.empty((K, lay.B, *lay.S), dtype=x.dtype, device=dev)
-        save_h = any(ctx.needs_input_grad[:4])
-        h_seq = torch.empty((T, K, lay.B, *lay.S) if save_h else (1,), dtype=torch.float32, device=dev)
-        KP = triton.next_power_of_2(K)
-        BLOCK = _block(KP, J)
-        if J > 0:
-            fwd[(triton.cdiv(J, BLOCK),)](
-                x, v0c, kp, thp, spikes, h_seq, v_last,
-                T, K, J, N, kp.stride(0), kp.stride(1), thp.stride(0), thp.stride(1), spec.v_reset,
-                CHARGE=int(spec.charge), HARD=spec.hard_reset, SAVE_H=save_h, KP=KP, BLOCK=BLOCK, num_warps=4,
-                enable_fp_fusion=False)  # no fused multiply-add: rounds like the reference, spikes identical
-        if save_h:
-            ctx.save_for_backward(h_seq, x, v0c, kp, thp)
-            ctx.meta = (spec, shape_dtype(k), shape_dtype(v_threshold), shape_dtype(v0), KP, BLOCK)
-        return spikes, v_last
+    def forward(ctx, *inputs):
+        out = _forward_impl(*inputs)
+        _setup_context(ctx, inputs, out)
+        ctx.mark_non_differentiable(out[2])
+        return out
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_spikes, grad_v):
-        _, bwd = _kernels()
-        h_seq, x, v0c, kp, thp = ctx.saved_tensors
-        spec, k_sd, th_sd, (v0_shape, v0_dtype), KP, BLOCK = ctx.meta
-        lay = spec.layout
-        T, K, J, N = lay.T, lay.K, lay.J, lay.N
-        dev = x.device
-        need_k = bool(ctx.needs_input_grad[2]) and spec.charge != Charge.IF
-        need_th = bool(ctx.needs_input_grad[3])
-        f32 = torch.float32
-        gx = torch.empty_like(x)
-        gv0 = torch.empty((K, J), dtype=f32, device=dev)
-        gk = torch.empty((K, J) if need_k else (1,), dtype=f32, device=dev)
-        gth = torch.empty((K, J) if need_th else (1,), dtype=f32, device=dev)
-        gs = grad_spikes.contiguous() if grad_spikes is not None else gx  # dummy pointer when absent
-        gv = grad_v.contiguous() if grad_v is not None else gv0
-        if J > 0:
-            bwd[(triton.cdiv(J, BLOCK),)](
-                gs, gv, h_seq, x, v0c, kp, thp, gx, gv0, gk, gth,
-                T, K, J, N, kp.stride(0), kp.stride(1), thp.stride(0), thp.stride(1), spec.v_reset,
-                spec.surrogate_param, CHARGE=int(spec.charge), HARD=spec.hard_reset, DETACH=spec.detach_reset,
-                SG=int(spec.surrogate), HAS_GS=grad_spikes is not None, HAS_GV=grad_v is not None,
-                NEED_K=need_k, NEED_TH=need_th, KP=KP, BLOCK=BLOCK, num_warps=4)
-        grad_x = gx if ctx.needs_input_grad[0] else None
-        grad_v0 = gv0.view(K, lay.B, *lay.S).sum_to_size(v0_shape).to(v0_dtype) if ctx.needs_input_grad[1] else None
-        grad_k = spec.grad_to(gk, *k_sd) if need_k else None
-        grad_th = spec.grad_to(gth, *th_sd) if need_th else None
-        return grad_x, grad_v0, grad_k, grad_th, None
+    def backward(ctx, g_spikes, g_vlast, g_h):
+        return _gradients(ctx, g_spikes, g_vlast, g_h, backward=_backward_impl)
 
 
 def check_input(x_seq: torch.Tensor, what: str) -> None:
@@ -419,7 +490,8 @@ def check_input(x_seq: torch.Tensor, what: str) -> None:
 @flags("decay_input", "detach_reset")
 def triton_multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, levels: Optional[int] = None,
                      k: Optional[Scalar] = None, v_threshold: Scalar = 1.0, v_reset: Optional[float] = 0.0,
-                     decay_input: bool = True, detach_reset: bool = False, surrogate: Surrogate = None):
+                     decay_input: bool = True, detach_reset: bool = False, surrogate: Surrogate = None,
+                     name: str = "neuron"):
     """Fused multi-step neuron: same arguments and results as :func:`snnedu.functional.neuron_multistep`.
 
     Args:
@@ -435,6 +507,8 @@ def triton_multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, 
         decay_input, detach_reset: as in :func:`snnedu.functional.charge` / ``reset_potential``.
         surrogate: a :class:`~snnedu.functional.surrogate.Rectangular`, ``Sigmoid``, ``ATan`` or
             ``Triangle`` instance (other classes raise :class:`NotImplementedError`).
+        name: the neuron's name in the :class:`snnedu.errors.InputError` a NaN/inf input raises (unless
+            input checks are off).
 
     Returns ``(spikes, v_last)``: spikes ``[T, B, *sample]`` (``[T, K, B, *sample]`` when ``levels > 1``)
     in ``x_seq``'s dtype, and the potential after the last step ``[(K,) B, *sample]``. Gradients flow to
@@ -445,5 +519,10 @@ def triton_multistep(x_seq: torch.Tensor, v0: Optional[torch.Tensor] = None, *, 
     spec = MultistepSpec.build(x_seq, v0, surrogate=surrogate, k=k, v_reset=v_reset, decay_input=decay_input,
                                detach_reset=detach_reset, levels=levels, what="triton_multistep")
     check_input(x_seq, "triton_multistep")
-    spikes, v_last = TritonMultistep.apply(x_seq, spec.initial_state(x_seq, v0), k, v_threshold, spec)
+    traced = torch.compiler.is_compiling() or torch.jit.is_tracing()
+    run = _op_forward if traced else TritonMultistep.apply
+    save_h = torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad
+                                             for t in (x_seq, v0, k, v_threshold))
+    spikes, v_last, _ = run(x_seq, spec.initial_state(x_seq, v0), as_tensor(k), as_tensor(v_threshold),
+                            *spec.operator_args(), save_h, name)
     return spec.results(spikes, v_last)
