@@ -446,9 +446,9 @@ def markdown_roofline(result: dict, rows: List[dict]) -> str:
         f"forward pass runs untimed just before). snnedu runs its fused backend. Byte model: {BYTE_MODEL}. "
         f"Ratio = forward+backward time / SpikingJelly `torch` backend's (LIF only: the other neurons are "
         f"snnedu's alone here). " + _load_note(m), "",
-        "| neuron | T | B×N | library (backend) | fwd ms | bwd ms | fwd+bwd ms | roofline fwd | roofline bwd "
-        "| roofline fwd+bwd | ratio to SJ torch | copy ms (GB/s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| case (neuron, T, B×N; copy of the input) | library (backend) | fwd / bwd / fwd+bwd ms "
+        "| roofline fwd / bwd / fwd+bwd | ratio to SJ torch |",
+        "|---|---|---|---|---|",
     ]
     by_case: Dict[str, List[dict]] = {}
     for r in rows:
@@ -456,10 +456,10 @@ def markdown_roofline(result: dict, rows: List[dict]) -> str:
     for case, rs in by_case.items():
         p = rs[0]["params"]
         copy = next((r for r in rs if r["phase"] == "copy"), None)
-        copy_cell = "—"
+        copy_text = "copy —"
         if copy and copy["time_s"]:
             gbs = roofline_bytes("copy", p) / copy["time_s"] / 1e9
-            copy_cell = f"{_ms(copy['time_s'])} ({gbs:.1f})"
+            copy_text = f"copy {_ms(copy['time_s'])} ms, {gbs:.1f} GB/s"
         libs = []
         for r in rs:
             if r["phase"] != "copy" and (r["library"], r["backend"]) not in libs:
@@ -467,15 +467,15 @@ def markdown_roofline(result: dict, rows: List[dict]) -> str:
         for lib, backend in libs:
             ph = {r["phase"]: r for r in rs if (r["library"], r["backend"]) == (lib, backend)}
             if all(ph[k]["status"] != "ok" for k in ph):
-                cells = [next(iter(ph.values()))["status"]] + ["—"] * 6
+                cells = [next(iter(ph.values()))["status"], "—", "—"]
             else:
-                cells = [_ms(ph[k]["time_s"]) if k in ph else "—" for k in PHASES]
-                cells += ["—" if k not in ph or ph[k]["roofline_fraction"] is None
-                          else f"{100 * ph[k]['roofline_fraction']:.0f} %" for k in PHASES]
+                times = " / ".join(_ms(ph[k]["time_s"]) if k in ph else "—" for k in PHASES)
+                fractions = " / ".join("—" if k not in ph or ph[k]["roofline_fraction"] is None
+                                       else f"{100 * ph[k]['roofline_fraction']:.0f}" for k in PHASES) + " %"
                 ratio = ph.get("fwd+bwd", {}).get("ratio_to_sj_torch")
-                cells.append("—" if ratio is None else f"{ratio:.2f}")
-            lines.append(f"| {p['neuron']} | {p['T']} | {_bn(p)} | "
-                         f"{lib} ({backend}) | " + " | ".join(cells) + f" | {copy_cell} |")
+                cells = [times, fractions, "—" if ratio is None else f"{ratio:.2f}"]
+            lines.append(f"| {p['neuron']} T={p['T']}, {_bn(p)}; {copy_text} | {lib} ({backend}) | "
+                         + " | ".join(cells) + " |")
     lines += ["", "Neurons: " + "; ".join(f"{k}: {v}" for k, v in peers.ROOFLINE_NEURONS.items()) + "."]
     skipped = [r for r in rows if r["status"] != "ok" and r["message"]]
     if skipped:

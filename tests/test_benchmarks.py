@@ -117,5 +117,6 @@ def test_roofline_group_cases_and_byte_model(tmp_path):
                                       ("snnedu", "cpu", "bwd", 3e-3, 0.5), ("snnedu", "cpu", "fwd+bwd", 5e-3, 0.5))]
     latest = run.write_latest(tmp_path, {"meta": meta, "rows": rows}).read_text()
     assert latest.startswith("**Machine:** old") and run.ROOFLINE_MARK in latest
-    line = next(line for line in latest.splitlines() if line.startswith("| LIF | 4 |"))
-    assert "snnedu (cpu)" in line and "| 50 % | 50 % | 50 % | 0.50 |" in line
+    line = next(line for line in latest.splitlines() if line.startswith("| LIF T=4,"))
+    assert "snnedu (cpu)" in line and "| 2 / 3 / 5 | 50 / 50 / 50 % | 0.50 |" in line
+    assert len(line.split("|")) == 7          # five columns: narrow enough for the Speed page
