@@ -28,8 +28,8 @@ import torch
 
 from .._checks import check_finite
 from .common import Charge, MultistepSpec, shape_dtype
-from .cpu import (_BLOCK, _DECAY_INPUT, _IF, _pool, as_numpy, available, backward_block, flat_f32, numba,
-                  output_grad, set_threads)
+from .cpu import (_DECAY_INPUT, _IF, _pool, as_numpy, available, backward_block, flat_f32, forward_block,
+                  numba, output_grad, set_threads)
 
 __all__ = ["alif_cpu_multistep"]
 
@@ -64,12 +64,13 @@ if numba is not None:
         return state, params
 
     @njit(cache=True, parallel=True)
-    def _forward(x, v0, a0, leak_rows, base_rows, beta, rho, vr, charge, hard, N, spikes, v_last, a_last, n_bad):
+    def _forward(x, v0, a0, leak_rows, base_rows, beta, rho, vr, charge, hard, N, block, spikes, v_last, a_last,
+                 n_bad):
         T, J = x.shape
-        n_blocks = (J + _BLOCK - 1) // _BLOCK
+        n_blocks = (J + block - 1) // block
         for blk in prange(n_blocks):
-            lo = blk * _BLOCK
-            n_el = min(J, lo + _BLOCK) - lo
+            lo = blk * block
+            n_el = min(J, lo + block) - lo
             state, params = _block_params(v0, a0, leak_rows, base_rows, lo, n_el, N)
             h = np.empty(n_el, dtype=np.float32)
             theta = np.empty(n_el, dtype=np.float32)
@@ -166,13 +167,14 @@ class _ALIFMultistep(torch.autograd.Function):
         spikes = _pool.empty(T, J)
         v_last = torch.empty(1, J)
         a_last = torch.empty(1, J)
-        n_bad = np.zeros((J + _BLOCK - 1) // _BLOCK, dtype=np.int64)
+        block = forward_block(J)
+        n_bad = np.zeros((J + block - 1) // block, dtype=np.int64)
         leak_rows, base_rows = spec.rows(k, "cpu"), spec.rows(v_threshold, "cpu")
         set_threads()
         _forward(as_numpy(flat_f32(x, T, J)), as_numpy(flat_f32(v0, 1, J)), as_numpy(flat_f32(a0, 1, J)),
                  as_numpy(leak_rows), as_numpy(base_rows), np.float32(beta), np.float32(rho), np.float32(spec.v_reset),
-                 int(spec.charge), spec.hard_reset, lay.N, as_numpy(spikes), as_numpy(v_last), as_numpy(a_last),
-                 n_bad)
+                 int(spec.charge), spec.hard_reset, lay.N, block, as_numpy(spikes), as_numpy(v_last),
+                 as_numpy(a_last), n_bad)
         if n_bad.any():
             check_finite(name, x, known_bad=True)
         ctx.save_for_backward(x, v0, a0, leak_rows, base_rows)
@@ -199,7 +201,7 @@ class _ALIFMultistep(torch.autograd.Function):
                   as_numpy(flat_f32(x, T, J)), as_numpy(flat_f32(v0, 1, J)), as_numpy(flat_f32(a0, 1, J)),
                   as_numpy(leak_rows), as_numpy(base_rows), np.float32(beta), np.float32(rho),
                   np.float32(spec.v_reset), int(spec.charge), spec.hard_reset, spec.detach_reset, int(spec.surrogate),
-                  np.float32(spec.surrogate_param), lay.N, need_k, need_th, backward_block(T, 3), as_numpy(gx),
+                  np.float32(spec.surrogate_param), lay.N, need_k, need_th, backward_block(T, 3, J), as_numpy(gx),
                   as_numpy(gv0), as_numpy(ga0), as_numpy(gk), as_numpy(gth))
         return (gx.to(x.dtype).view(x.shape), gv0.to(v0.dtype).view(v0.shape), ga0.to(a0.dtype).view(a0.shape),
                 spec.grad_to(gk, *k_sd) if need_k else None, spec.grad_to(gth, *th_sd) if need_th else None,

@@ -46,7 +46,9 @@ try:  # numba is a pinned requirement; without it the reference path is used
 except ImportError:  # pragma: no cover - exercised only where numba is missing
     numba = None
 
-_BLOCK = 1024
+_BLOCK = 1024        # elements per block, at least (a block's potentials stay in a small local array)
+_MAX_BLOCK = 16384   # ... and at most
+_RECOMPUTE_FLOATS = 1 << 16   # backward: the recomputed potentials of a block, at most (256 KiB)
 _HALF_PI = math.pi / 2
 # the plan's kinds as plain ints, compile-time constants of the kernels (kernels.common.Charge / SurrogateKind)
 _IF, _DECAY_INPUT = int(Charge.IF), int(Charge.DECAY_INPUT)
@@ -150,13 +152,13 @@ if numba is not None:
                 out[q, i] = state[q, lo + i]
 
     @njit(cache=True, parallel=True)
-    def _forward(x, v0, leak_rows, theta_rows, vr, charge, hard, N, spikes, v_last, n_bad):
+    def _forward(x, v0, leak_rows, theta_rows, vr, charge, hard, N, block, spikes, v_last, n_bad):
         T, J = x.shape
         K = v0.shape[0]
-        n_blocks = (J + _BLOCK - 1) // _BLOCK
+        n_blocks = (J + block - 1) // block
         for blk in prange(n_blocks):
-            lo = blk * _BLOCK
-            n_el = min(J, lo + _BLOCK) - lo
+            lo = blk * block
+            n_el = min(J, lo + block) - lo
             v = np.empty((K, n_el), dtype=np.float32)
             leak = np.empty((K, n_el), dtype=np.float32)
             theta = np.empty((K, n_el), dtype=np.float32)
@@ -178,7 +180,7 @@ if numba is not None:
 
     @njit(cache=True, parallel=True, fastmath=True)
     def _backward(g_spikes, g_spikes_per_step, g_vlast, x, v0, leak_rows, theta_rows, vr, charge, hard, detach,
-                  sg_kind, sg_p, N, need_leak, need_theta, block, gx, gv0, g_leak, g_theta):
+                  sg_kind, sg_p, N, need_v0, need_leak, need_theta, block, gx, gv0, g_leak, g_theta):
         T, J = x.shape
         K = v0.shape[0]
         n_blocks = (J + block - 1) // block
@@ -252,9 +254,12 @@ if numba is not None:
                 gx[t, lo:lo + n_el] = gx_t
             for q in range(K):
                 for i in range(n_el):
-                    gv0[q, lo + i] = gv[q, i]
-                    g_leak[q, lo + i] = acc_leak[q, i]
-                    g_theta[q, lo + i] = acc_theta[q, i]
+                    if need_v0:
+                        gv0[q, lo + i] = gv[q, i]
+                    if need_leak:
+                        g_leak[q, lo + i] = acc_leak[q, i]
+                    if need_theta:
+                        g_theta[q, lo + i] = acc_theta[q, i]
 
 
 class _BufferPool:
@@ -329,8 +334,9 @@ def set_threads() -> None:
 # [K, 1, *S]; a 0-d tensor for a float) and the plan's scalars (kernels.common.MultistepSpec): the reset
 # potential vr, the Charge kind, hard/soft reset, detach_reset, the SurrogateKind and its parameter (used
 # by backward only), and the neuron's name (for the NaN/inf message).
-# snnedu::cpu_multistep_backward(g_spikes, g_vlast, x, v0, k, th, ..., need_k, need_th) returns
-# (grad_x, grad_v0, grad_k, grad_th) in the shapes and dtypes of x, v0, k and th.
+# snnedu::cpu_multistep_backward(g_spikes, g_vlast, x, v0, k, th, ..., need_v0, need_k, need_th) returns
+# (grad_x, grad_v0, grad_k, grad_th) in the shapes and dtypes of x, v0, k and th (grad_v0 empty, [0],
+# without need_v0: the initial potential of a module is its rest, which needs no gradient).
 
 def flat_f32(t: torch.Tensor, *shape: int) -> torch.Tensor:
     """``t`` detached, reshaped to ``shape``, as a contiguous float32 tensor (a kernel's input)."""
@@ -348,10 +354,11 @@ def _forward_impl(x: torch.Tensor, v0: torch.Tensor, k: torch.Tensor, th: torch.
     T, K, J = spec.layout.T, spec.layout.K, spec.layout.J
     spikes = _pool.empty(T, K, J)
     v_last = torch.empty(K, J, dtype=torch.float32)
-    n_bad = np.zeros((J + _BLOCK - 1) // _BLOCK, dtype=np.int64)
+    block = forward_block(J)
+    n_bad = np.zeros((J + block - 1) // block, dtype=np.int64)
     set_threads()
     _forward(as_numpy(flat_f32(x, T, J)), as_numpy(flat_f32(v0, K, J)), as_numpy(spec.rows(k, "cpu")),
-             as_numpy(spec.rows(th, "cpu")), np.float32(vr), charge, hard, spec.layout.N, as_numpy(spikes),
+             as_numpy(spec.rows(th, "cpu")), np.float32(vr), charge, hard, spec.layout.N, block, as_numpy(spikes),
              as_numpy(v_last), n_bad)
     if n_bad.any():
         check_finite(name, x, known_bad=True)
@@ -377,30 +384,41 @@ def output_grad(g: torch.Tensor, T: int, K: int, J: int) -> Tuple[torch.Tensor, 
     return (gs if per_step else gs[:1]).to(torch.float32).contiguous(), per_step
 
 
-def backward_block(T: int, per_element: int) -> int:
-    """Elements per block of a backward pass that recomputes ``per_element`` floats per step and element
-    (a buffer of at most 1 MiB per block)."""
-    return max(16, min(_BLOCK, (1 << 18) // max(1, T * per_element)))
+def forward_block(J: int) -> int:
+    """Elements per block of a pass over ``J`` elements per step: 1024 for small problems, doubling with
+    ``J`` up to 16384, so that a large problem at a short T runs in about 64 blocks (each block allocates
+    its local arrays once: fewer, larger blocks cost less per element) and still in enough blocks to
+    share among the threads. It depends on ``J`` alone, never on the thread count, so results do not."""
+    block = _BLOCK
+    while block < _MAX_BLOCK and J >= 128 * block:
+        block *= 2
+    return block
+
+
+def backward_block(T: int, per_element: int, J: int) -> int:
+    """Elements per block of a backward pass over ``J`` elements that recomputes ``per_element`` floats
+    per step and element: :func:`forward_block`, made smaller where the recomputed buffer would exceed
+    ``_RECOMPUTE_FLOATS`` (256 KiB, in the core's cache)."""
+    return max(16, min(forward_block(J), _RECOMPUTE_FLOATS // max(1, T * per_element)))
 
 
 def _backward_impl(g_spikes: torch.Tensor, g_vlast: torch.Tensor, x: torch.Tensor, v0: torch.Tensor,
                    k: torch.Tensor, th: torch.Tensor, vr: float, charge: int, hard: bool, detach: bool,
-                   sg_kind: int, sg_p: float, need_k: bool, need_th: bool
+                   sg_kind: int, sg_p: float, need_v0: bool, need_k: bool, need_th: bool
                    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     spec = MultistepSpec.of_operator(x, v0, vr, charge, hard, detach, sg_kind, sg_p)
     T, K, J = spec.layout.T, spec.layout.K, spec.layout.J
     gs, per_step = output_grad(g_spikes, T, K, J)
     gx = _pool.empty(T, J)
-    gv0 = torch.empty(K, J)
-    gk = torch.empty(K, J)
-    gth = torch.empty(K, J)
+    # a gradient nobody asked for is neither computed into memory nor allocated ([K, 0])
+    gv0, gk, gth = (torch.empty(K, J if need else 0) for need in (need_v0, need_k, need_th))
     set_threads()
     _backward(as_numpy(gs), per_step, as_numpy(flat_f32(g_vlast, K, J)), as_numpy(flat_f32(x, T, J)),
               as_numpy(flat_f32(v0, K, J)), as_numpy(spec.rows(k, "cpu")), as_numpy(spec.rows(th, "cpu")),
-              np.float32(vr), charge, hard, detach, sg_kind, np.float32(sg_p), spec.layout.N, need_k, need_th,
-              backward_block(T, K), as_numpy(gx), as_numpy(gv0), as_numpy(gk), as_numpy(gth))
+              np.float32(vr), charge, hard, detach, sg_kind, np.float32(sg_p), spec.layout.N, need_v0, need_k,
+              need_th, backward_block(T, K, J), as_numpy(gx), as_numpy(gv0), as_numpy(gk), as_numpy(gth))
     # per-element parameter gradients [K, B*N] (summed over time) -> the parameters' own shapes
-    return (gx.to(x.dtype).view(x.shape), gv0.to(v0.dtype).view(v0.shape),
+    return (gx.to(x.dtype).view(x.shape), gv0.to(v0.dtype).view(v0.shape) if need_v0 else v0.new_empty((0,)),
             spec.grad_to(gk, k.shape, k.dtype) if need_k else k.new_zeros(k.shape),
             spec.grad_to(gth, th.shape, th.dtype) if need_th else th.new_zeros(th.shape))
 
@@ -410,8 +428,9 @@ _op_backward = torch.library.custom_op("snnedu::cpu_multistep_backward", _backwa
 
 
 @_op_backward.register_fake
-def _(g_spikes, g_vlast, x, v0, k, th, vr, charge, hard, detach, sg_kind, sg_p, need_k, need_th):
-    return x.new_empty(x.shape), v0.new_empty(v0.shape), k.new_empty(k.shape), th.new_empty(th.shape)
+def _(g_spikes, g_vlast, x, v0, k, th, vr, charge, hard, detach, sg_kind, sg_p, need_v0, need_k, need_th):
+    return (x.new_empty(x.shape), v0.new_empty(v0.shape if need_v0 else (0,)), k.new_empty(k.shape),
+            th.new_empty(th.shape))
 
 
 def _setup_context(ctx, inputs, output):
@@ -425,11 +444,12 @@ def _setup_context(ctx, inputs, output):
 def _gradients(ctx, g_spikes, g_vlast, backward=_op_backward):
     x, v0, k, th = ctx.saved_tensors
     vr, charge, hard, detach, sg_kind, sg_p = ctx.cfg
+    need_v0 = bool(ctx.needs_input_grad[1])
     need_k = bool(ctx.needs_input_grad[2]) and charge != _IF
     need_th = bool(ctx.needs_input_grad[3])
     gx, gv0, gk, gth = backward(g_spikes, g_vlast, x, v0, k, th, vr, charge, hard, detach, sg_kind, sg_p,
-                                need_k, need_th)
-    return (gx, gv0 if ctx.needs_input_grad[1] else None, gk if need_k else None, gth if need_th else None,
+                                need_v0, need_k, need_th)
+    return (gx, gv0 if need_v0 else None, gk if need_k else None, gth if need_th else None,
             None, None, None, None, None, None, None)
 
 
