@@ -354,7 +354,7 @@ def _forward_impl(x: torch.Tensor, v0: torch.Tensor, k: torch.Tensor, th: torch.
     T, K, J = spec.layout.T, spec.layout.K, spec.layout.J
     spikes = _pool.empty(T, K, J)
     v_last = torch.empty(K, J, dtype=torch.float32)
-    block = forward_block(J)
+    block = forward_block(J, K)
     n_bad = np.zeros((J + block - 1) // block, dtype=np.int64)
     set_threads()
     _forward(as_numpy(flat_f32(x, T, J)), as_numpy(flat_f32(v0, K, J)), as_numpy(spec.rows(k, "cpu")),
@@ -384,22 +384,24 @@ def output_grad(g: torch.Tensor, T: int, K: int, J: int) -> Tuple[torch.Tensor, 
     return (gs if per_step else gs[:1]).to(torch.float32).contiguous(), per_step
 
 
-def forward_block(J: int) -> int:
-    """Elements per block of a pass over ``J`` elements per step: 1024 for small problems, doubling with
-    ``J`` up to 16384, so that a large problem at a short T runs in about 64 blocks (each block allocates
-    its local arrays once: fewer, larger blocks cost less per element) and still in enough blocks to
-    share among the threads. It depends on ``J`` alone, never on the thread count, so results do not."""
+def forward_block(J: int, K: int = 1) -> int:
+    """Elements per block of a pass over ``J`` elements per step and ``K`` levels: 1024 for small
+    problems, doubling with ``J`` up to 16384 / K, so that a large problem at a short T runs in about 64
+    blocks (each block allocates its local arrays once: fewer, larger blocks cost less per element) while
+    a block's ``K`` rows of state stay as small as one LIF block's, and there are still enough blocks to
+    share among the threads. It depends on ``J`` and ``K`` alone, never on the thread count, so results
+    do not."""
     block = _BLOCK
-    while block < _MAX_BLOCK and J >= 128 * block:
+    while block * K < _MAX_BLOCK and J >= 128 * block:
         block *= 2
     return block
 
 
 def backward_block(T: int, per_element: int, J: int) -> int:
     """Elements per block of a backward pass over ``J`` elements that recomputes ``per_element`` floats
-    per step and element: :func:`forward_block`, made smaller where the recomputed buffer would exceed
-    ``_RECOMPUTE_FLOATS`` (256 KiB, in the core's cache)."""
-    return max(16, min(forward_block(J), _RECOMPUTE_FLOATS // max(1, T * per_element)))
+    per step and element (``K`` levels: ``per_element = K``): :func:`forward_block`, made smaller where
+    the recomputed buffer would exceed ``_RECOMPUTE_FLOATS`` (256 KiB, in the core's cache)."""
+    return max(16, min(forward_block(J, per_element), _RECOMPUTE_FLOATS // max(1, T * per_element)))
 
 
 def _backward_impl(g_spikes: torch.Tensor, g_vlast: torch.Tensor, x: torch.Tensor, v0: torch.Tensor,
