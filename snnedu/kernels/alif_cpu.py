@@ -190,14 +190,12 @@ class _ALIFMultistep(torch.autograd.Function):
         T, J = lay.T, lay.J
         need_k = bool(ctx.needs_input_grad[3]) and spec.charge != Charge.IF
         need_th = bool(ctx.needs_input_grad[4])
-        zeros = x.new_zeros(())
-        gs, per_step = output_grad(zeros.expand(x.shape) if g_spikes is None else g_spikes, T, 1, J)
+        gs, per_step = output_grad(g_spikes, T, 1, J)   # (autograd hands over zeros for an unused output)
         gx = _pool.empty(T, J)
         gv0, ga0, gk, gth = (torch.empty(1, J) for _ in range(4))
         set_threads()
         _backward(as_numpy(gs), per_step,
-                  as_numpy(flat_f32(zeros.expand(v0.shape) if g_vlast is None else g_vlast, 1, J)),
-                  as_numpy(flat_f32(zeros.expand(a0.shape) if g_alast is None else g_alast, 1, J)),
+                  as_numpy(flat_f32(g_vlast, 1, J)), as_numpy(flat_f32(g_alast, 1, J)),
                   as_numpy(flat_f32(x, T, J)), as_numpy(flat_f32(v0, 1, J)), as_numpy(flat_f32(a0, 1, J)),
                   as_numpy(leak_rows), as_numpy(base_rows), np.float32(beta), np.float32(rho),
                   np.float32(spec.v_reset), int(spec.charge), spec.hard_reset, spec.detach_reset, int(spec.surrogate),

@@ -15,8 +15,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .common import Charge, MultistepSpec, shape_dtype
-from .triton_neuron import (CHARGE_DECAY_INPUT, CHARGE_IF, _interpret, available, check_input, jit_helpers,
-                            set_helpers, tl, triton)
+from .triton_neuron import CHARGE_DECAY_INPUT, CHARGE_IF, _block, available, check_input, jit_kernels, tl, triton
 
 __all__ = ["alif_triton_multistep"]
 
@@ -134,18 +133,8 @@ _JIT_CACHE: dict = {}
 
 
 def _kernels():
-    """``(fwd, bwd)`` wrapped with ``triton.jit`` for the current mode, with the helpers set."""
-    mode = _interpret()
-    if mode not in _JIT_CACHE:
-        _JIT_CACHE[mode] = (triton.jit(_alif_fwd_kernel, do_not_specialize=["T"]),
-                            triton.jit(_alif_bwd_kernel, do_not_specialize=["T"]), jit_helpers())
-    fwd, bwd, helpers = _JIT_CACHE[mode]
-    set_helpers(globals(), helpers)
-    return fwd, bwd
-
-
-def _block(J: int) -> int:
-    return max(1, min(1024 if _interpret() else 256, triton.next_power_of_2(J)))
+    """``(fwd, bwd)`` of the ALIF kernels for the current mode, with the helpers they call set."""
+    return jit_kernels(_JIT_CACHE, _alif_fwd_kernel, _alif_bwd_kernel, globals())
 
 
 class _ALIFTriton(torch.autograd.Function):
@@ -166,7 +155,7 @@ class _ALIFTriton(torch.autograd.Function):
         save = any(ctx.needs_input_grad[:5])
         h_seq = torch.empty((T, J) if save else (1,), dtype=torch.float32, device=dev)
         theta_seq = torch.empty_like(h_seq)
-        BLOCK = _block(J)
+        BLOCK = _block(1, J)    # one level: the core kernels' block for K = 1
         if J > 0:
             fwd[(triton.cdiv(J, BLOCK),)](
                 x, v0c, a0c, kp, thp, spikes, h_seq, theta_seq, v_last, a_last,

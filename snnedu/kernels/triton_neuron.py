@@ -64,7 +64,7 @@ except ImportError:  # pragma: no cover - depends on the environment
         constexpr = "constexpr"
 
 __all__ = ["available", "triton_multistep", "TritonMultistep", "surrogate_grad", "charge_step", "reset_step", "jit_helpers",
-           "set_helpers", "check_input"]
+           "set_helpers", "jit_kernels", "check_input"]
 
 Scalar = Union[float, torch.Tensor]
 
@@ -317,19 +317,26 @@ def _bwd_kernel(gs_ptr, gv_ptr, h_ptr, x_ptr, v0_ptr, k_ptr, th_ptr,
         tl.store(gth_ptr + eoff, gth, mask=mask)
 
 
+def jit_kernels(cache: dict, fwd_kernel, bwd_kernel, module_globals: dict):
+    """``(fwd, bwd)``: a kernel module's forward and backward wrapped with ``triton.jit`` for the current
+    mode (compiled or interpreted), kept in that module's ``cache``, with the helpers they call set as
+    globals of the module (:func:`set_helpers`). ``T`` is never specialised: the backward kernels compute
+    ``(T - 1)`` as a 64-bit offset."""
+    mode = _interpret()
+    if mode not in cache:
+        cache[mode] = (triton.jit(fwd_kernel, do_not_specialize=["T"]),
+                       triton.jit(bwd_kernel, do_not_specialize=["T"]), jit_helpers())
+    fwd, bwd, helpers = cache[mode]
+    set_helpers(module_globals, helpers)
+    return fwd, bwd
+
+
 _JIT_CACHE: dict = {}
 
 
 def _kernels():
-    """``(fwd, bwd)`` wrapped with ``triton.jit`` for the current mode (compiled or interpreted)."""
-    mode = _interpret()
-    if mode not in _JIT_CACHE:
-        # T is never specialised: the backward kernel computes (T - 1) as a 64-bit offset
-        _JIT_CACHE[mode] = (triton.jit(_fwd_kernel, do_not_specialize=["T"]),
-                            triton.jit(_bwd_kernel, do_not_specialize=["T"]), jit_helpers())
-    fwd, bwd, helpers = _JIT_CACHE[mode]
-    set_helpers(globals(), helpers)
-    return fwd, bwd
+    """``(fwd, bwd)`` of the core kernels for the current mode (:func:`jit_kernels`)."""
+    return jit_kernels(_JIT_CACHE, _fwd_kernel, _bwd_kernel, globals())
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -356,18 +363,23 @@ def _block(KP: int, M: int) -> int:
 # operator keeps nothing else between the two. Eager calls run the same two functions through the
 # autograd Function TritonMultistep (no operator dispatch).
 
+def _operator_inputs(x, v0, k, th, vr, charge, hard, detach, sg_kind, sg_p):
+    """What both operators start from: the plan, the input and initial potential as contiguous tensors,
+    and the leak and threshold as ``[K, N]`` rows on the input's device."""
+    spec = MultistepSpec.of_operator(x, v0, vr, charge, hard, detach, sg_kind, sg_p)
+    return (spec, x.detach().contiguous(), v0.detach().contiguous(), spec.rows(k, x.device),
+            spec.rows(th, x.device))
+
+
 def _forward_impl(x: torch.Tensor, v0: torch.Tensor, k: torch.Tensor, th: torch.Tensor, vr: float, charge: int,
                   hard: bool, detach: bool, sg_kind: int, sg_p: float, save_h: bool, name: str
                   ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     check_finite(name, x)     # one scan of the input (the CPU kernel does it as it reads)
     fwd, _ = _kernels()
-    spec = MultistepSpec.of_operator(x, v0, vr, charge, hard, detach, sg_kind, sg_p)
+    spec, x, v0c, kp, thp = _operator_inputs(x, v0, k, th, vr, charge, hard, detach, sg_kind, sg_p)
     lay = spec.layout
     T, K, J, N = lay.T, lay.K, lay.J, lay.N
     dev = x.device
-    x = x.detach().contiguous()
-    v0c = v0.detach().contiguous()
-    kp, thp = spec.rows(k, dev), spec.rows(th, dev)
     spikes = torch.empty((T, K, lay.B, *lay.S), dtype=x.dtype, device=dev)
     v_last = torch.empty((K, lay.B, *lay.S), dtype=x.dtype, device=dev)
     h_seq = torch.empty((T, K, lay.B, *lay.S) if save_h else (0,), dtype=torch.float32, device=dev)
@@ -387,13 +399,10 @@ def _backward_impl(g_spikes: torch.Tensor, g_vlast: torch.Tensor, h_seq: torch.T
                    detach: bool, sg_kind: int, sg_p: float, need_k: bool, need_th: bool
                    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     _, bwd = _kernels()
-    spec = MultistepSpec.of_operator(x, v0, vr, charge, hard, detach, sg_kind, sg_p)
+    spec, x, v0c, kp, thp = _operator_inputs(x, v0, k, th, vr, charge, hard, detach, sg_kind, sg_p)
     lay = spec.layout
     T, K, J, N = lay.T, lay.K, lay.J, lay.N
     dev = x.device
-    x = x.detach().contiguous()
-    v0c = v0.detach().contiguous()
-    kp, thp = spec.rows(k, dev), spec.rows(th, dev)
     f32 = torch.float32
     gx = torch.empty_like(x)
     gv0 = torch.empty((K, J), dtype=f32, device=dev)
