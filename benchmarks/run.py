@@ -1,9 +1,9 @@
 """snnedu against SpikingJelly, snnTorch and Norse: forward+backward time, peak memory, DVS throughput.
 
-    python -m benchmarks.run [--quick] [--only cpu|memory|dvs|roofline[,...]] [--repeats 5] [--threads 2]
+    python -m benchmarks.run [--quick] [--only cpu|memory|dvs|roofline|e2e[,...]] [--nets ch1_cnn,...] [--repeats 5] [--threads 2]
                              [--device cpu|cuda] [--no-memory] [--libs snnedu,spikingjelly,...]
 
-Three groups by default (``--only`` picks some, and adds the fourth, ``roofline``):
+Three groups by default (``--only`` picks some, and adds the other two, ``e2e`` and ``roofline``):
 
 - ``cpu``: multi-step LIF forward+backward alone, ``T=64, B=16, N=4096`` and ``T=16, B=32, N=65536``.
 - ``memory``: the Open Neuromorphic setting, ``Linear(N, N)`` + LIF, ``B=16, T=500``,
@@ -12,6 +12,10 @@ Three groups by default (``--only`` picks some, and adds the fourth, ``roofline`
 - ``dvs``: samples/s of a training step of the PLIF DVS128 Gesture network (``T=16``, 128x128,
   ``B=16``; on CPU ``B=--dvs-batch``, default 4, so that it fits next to other work) against the
   same network built from SpikingJelly's layers.
+- ``e2e`` (only when named): one training step of each chapter network of :data:`e2e.NETWORKS` at its
+  study's setting (chapter 1 CNN, chapter 4 12-layer MLP, chapters 6-7 DS-ResNet-14, chapter 9 PLIF DVS
+  net at 128x128) against its twin with SpikingJelly's neurons, and the share of the step spent in
+  neurons (see :mod:`benchmarks.e2e`). No peak memory. Its table goes below the others in ``latest.md``.
 - ``roofline`` (only when named): LIF, PLIF (per-neuron tau), MLF K=3 and LIF with per-neuron learnable
   thresholds at ``T`` in 1, 2, 4, 8, 16, 64 and ``B*N`` = 1 M and 4 M: forward, backward and
   forward+backward times and their fraction of the copy roofline (:data:`BYTE_MODEL`), against
@@ -46,11 +50,11 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn as nn
 
-from . import peers
+from . import e2e, peers
 from .peers import DVSSetting, NotInstalled, Unavailable, Variant
 
 GROUPS = ("cpu", "memory", "dvs")  # the default run
-ALL_GROUPS = GROUPS + ("roofline",)  # ``roofline`` runs only when ``--only`` names it
+ALL_GROUPS = GROUPS + ("roofline", "e2e")  # these two run only when ``--only`` names them
 RESULTS = Path(__file__).resolve().parent / "results"
 REFERENCE = ("spikingjelly", "torch")  # ratios are to this variant of the same case
 PROBE_TAG = "SNNEDU_BENCH_PROBE "
@@ -75,6 +79,9 @@ def cases(group: str, args, device: torch.device) -> List[dict]:
         sizes = [(2, 64)] if q else list(ROOFLINE_BN)
         return [{"neuron": n, "T": T, "B": B, "N": N} for n in peers.ROOFLINE_NEURONS for B, N in sizes
                 for T in ts]
+    if group == "e2e":
+        keys = [k.strip() for k in args.nets.split(",")] if args.nets else list(e2e.NETWORKS)
+        return [e2e.setting(k, q) for k in keys]
     if group == "dvs":
         if q:
             s = DVSSetting(T=2, batch=2, size=32, channels=4)
@@ -186,6 +193,8 @@ def case_name(group: str, p: dict) -> str:
         return f"LIF fwd+bwd T={p['T']} B={p['B']} N={p['N']}"
     if group == "memory":
         return f"Linear+LIF fwd+bwd T={p['T']} B={p['B']} N={p['N']}"
+    if group == "e2e":
+        return e2e.case_name(p)
     s = DVSSetting(**p)
     return (f"PLIF DVS net train step T={s.T} B={s.batch} {s.size}x{s.size} C={s.channels} "
             f"FC {s.fc_in}->{s.hidden}->{10 * s.n_classes}")
@@ -237,6 +246,8 @@ def build(group: str, p: dict, library: str, backend: Optional[str], device: tor
 def variants_of(group: str, p: dict, libs, device: torch.device) -> List[Variant]:
     if group == "roofline":
         return roofline_variants(p, libs, device)
+    if group == "e2e":
+        return e2e.variants(p, libs, device)
     out = []
     for lib in libs:
         if group == "dvs" and lib not in ("snnedu", "spikingjelly"):
@@ -399,19 +410,50 @@ def _fmt_time(t: Optional[float]) -> str:
 
 
 ROOFLINE_MARK = "<!-- roofline group: written by `python -m benchmarks.run --only roofline` -->"
+E2E_MARK = "<!-- e2e group: written by `python -m benchmarks.run --only e2e` -->"
+#: the groups with a table of their own, below the comparison table, in this order, after their marks
+SECTIONS = {"e2e": E2E_MARK, "roofline": ROOFLINE_MARK}
+
+
+def _sections(result: dict) -> Dict[str, str]:
+    """``{"main" or a group of SECTIONS: its markdown}`` for the rows ``result`` has."""
+    out = {}
+    main = [r for r in result["rows"] if r["group"] not in SECTIONS]
+    if main or not result["rows"]:
+        out["main"] = _markdown_main(result, main)
+    for group, render in (("e2e", markdown_e2e), ("roofline", markdown_roofline)):
+        rows = [r for r in result["rows"] if r["group"] == group]
+        if rows:
+            out[group] = render(result, rows)
+    return out
+
+
+def _join(sections: Dict[str, str]) -> str:
+    parts = [sections["main"].rstrip("\n") + "\n"] if sections.get("main", "").strip() else []
+    for group, mark in SECTIONS.items():
+        if sections.get(group, "").strip():
+            parts.append(mark + "\n\n" + sections[group].strip("\n") + "\n")
+    return "\n".join(parts)
+
+
+def _split(text: str) -> Dict[str, str]:
+    """The sections of a ``latest.md`` written by :func:`_join` (the inverse)."""
+    marks = {mark: group for group, mark in SECTIONS.items()}
+    out, group, chunk = {}, "main", []
+    for line in text.splitlines(keepends=True):
+        if line.strip() in marks:
+            out[group] = "".join(chunk)
+            group, chunk = marks[line.strip()], []
+        else:
+            chunk.append(line)
+    out[group] = "".join(chunk)
+    return {k: v for k, v in out.items() if v.strip()}
 
 
 def markdown(result: dict) -> str:
     """The tables of ``result``: the comparison table of its cpu/memory/dvs rows, then (when it has any)
-    the roofline table of its ``roofline`` rows, after :data:`ROOFLINE_MARK`."""
-    main = [r for r in result["rows"] if r["group"] != "roofline"]
-    roof = [r for r in result["rows"] if r["group"] == "roofline"]
-    parts = []
-    if main or not roof:
-        parts.append(_markdown_main(result, main))
-    if roof:
-        parts.append(ROOFLINE_MARK + "\n\n" + markdown_roofline(result, roof))
-    return "\n".join(parts)
+    the e2e and roofline tables of those groups' rows, each after its mark (:data:`SECTIONS`)."""
+    return _join(_sections(result))
 
 
 def _machine_line(m: dict) -> str:
@@ -484,20 +526,45 @@ def markdown_roofline(result: dict, rows: List[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_e2e(result: dict, rows: List[dict]) -> str:
+    """One line per (network, variant): training-step time, samples/s, ratio to the SpikingJelly twin and
+    the share of the step spent in neurons (:mod:`benchmarks.e2e`)."""
+    m = result["meta"]
+    lines = [
+        "## Chapter networks end to end: one training step", "",
+        _machine_line(m), "",
+        f"Median of {m['repeats']} training steps (forward, loss, backward, Adam) after one warm-up, the variants "
+        f"of a network timed interleaved in the same process. The SpikingJelly twin is the same network object "
+        f"with each snnedu neuron replaced by SpikingJelly's multi-step neuron of the same equations (torch "
+        f"backend; an MLF unit is K `LIFNode`s summed), so only the neurons differ. The *no neurons* row is the "
+        f"network with `nn.Identity` for every neuron: share in neurons = 1 − its time / the row's time. "
+        f"Ratio = time / the SpikingJelly twin's. " + _load_note(m), "",
+        "| network, step | variant | step ms | samples/s | ratio to SJ twin | share in neurons |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        label = "no neurons (nn.Identity)" if r.get("phase") else f"{r['library']} ({r['backend']})"
+        if r["status"] != "ok":
+            cells = [r["status"], "—", "—", "—"]
+        else:
+            ratio, share = r.get("ratio_to_sj_torch"), r.get("neuron_share")
+            cells = [_ms(r["time_s"]), f"{r['samples_per_s']:.3g}" if r.get("samples_per_s") else "—",
+                     "—" if ratio is None else f"{ratio:.2f}", "—" if share is None else f"{100 * share:.0f} %"]
+        lines.append(f"| {r['case']} | {label} | " + " | ".join(cells) + " |")
+    skipped = [r for r in rows if r["status"] != "ok" and r["message"]]
+    if skipped:
+        lines += [""] + sorted({f"- {r['library']} ({r['backend']}), {r['case']}: {r['status']} — {r['message']}"
+                                for r in skipped})
+    return "\n".join(lines) + "\n"
+
+
 def write_latest(out: Path, result: dict) -> Path:
-    """``latest.md``: the new tables replace the old ones of the same kind; a run of the roofline group
-    alone keeps the comparison table above it, and a default run keeps the roofline table below it."""
+    """``latest.md``: the new tables replace the old ones of the same kind and the others stay (a run of
+    the roofline group alone keeps the comparison and e2e tables, a default run keeps the other two)."""
     latest = out / "latest.md"
-    old = latest.read_text() if latest.exists() else ""
-    old_main, _, old_roof = old.partition(ROOFLINE_MARK)
-    new_main, _, new_roof = markdown(result).partition(ROOFLINE_MARK)
-    has_main = any(r["group"] != "roofline" for r in result["rows"]) or not result["rows"]
-    main = new_main if has_main else old_main
-    roof = new_roof if any(r["group"] == "roofline" for r in result["rows"]) else old_roof
-    text = main.rstrip("\n") + "\n"
-    if roof.strip():
-        text += "\n" + ROOFLINE_MARK + "\n\n" + roof.strip("\n") + "\n"  # blank line before the mark
-    latest.write_text(text.lstrip("\n"))
+    sections = _split(latest.read_text()) if latest.exists() else {}
+    sections.update(_sections(result))
+    latest.write_text(_join(sections))
     return latest
 
 
@@ -546,13 +613,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes, a smoke test of the harness (seconds)")
     ap.add_argument("--only", default=",".join(GROUPS),
-                    help="comma list of groups: cpu, memory, dvs (the default), roofline")
+                    help="comma list of groups: cpu, memory, dvs (the default), roofline, e2e")
     ap.add_argument("--repeats", type=int, help="timed steps per variant (default 5; --quick: 2)")
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--libs", default=",".join(peers.LIBRARIES), help="comma list of libraries to measure")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     ap.add_argument("--on-sizes", help="N of the Open Neuromorphic group, e.g. 4096,8192,16384")
+    ap.add_argument("--nets", help=f"networks of the e2e group (default all: {', '.join(e2e.NETWORKS)})")
     ap.add_argument("--dvs-batch", type=int, help="batch of the DVS group (default 16 on CUDA, 4 on CPU)")
     ap.add_argument("--out", default=str(RESULTS), help="results folder (default benchmarks/results)")
     ap.add_argument("--render", metavar="JSON", help="only rewrite the .md (and latest.md) of a results .json")
@@ -583,6 +651,9 @@ def main(argv=None) -> int:
         bad = [x for x in given if x not in allowed]
         if bad or not given:
             ap.error(f"{name}: unknown {bad or 'empty'}; allowed: {', '.join(allowed)}")
+    unknown = [k for k in (args.nets or "").split(",") if k.strip() and k.strip() not in e2e.NETWORKS]
+    if unknown:
+        ap.error(f"--nets: unknown {unknown}; allowed: {', '.join(e2e.NETWORKS)}")
     repeats = args.repeats if args.repeats is not None else (2 if args.quick else 5)
     if repeats < 1 or args.threads < 1:
         ap.error("--repeats and --threads must be >= 1")
@@ -614,13 +685,14 @@ def main(argv=None) -> int:
 
                 refs = {v.phase: med(v) for v in variants if (v.library, v.backend) == REFERENCE}
                 copy_t = next((med(v) for v in variants if v.phase == "copy"), None)
+                bare_t = next((med(v) for v in variants if v.phase == "no neurons"), None)
                 for v in variants:
                     t, ref = med(v), refs.get(v.phase)
                     row = {"group": group, "case": name, "params": p, "library": v.library,
                            "backend": peers.backend_label(v.library, v.backend), "version": peers.version(v.library),
                            "status": v.status, "message": v.message, "note": peers.NOTES.get(v.library, ""),
                            "time_s": t, "times_s": times.get(id(v)), "ratio_to_sj_torch": (t / ref if t and ref else None),
-                           "samples_per_s": (p["batch"] / t if group == "dvs" and t else None),
+                           "samples_per_s": (p["batch"] / t if group in ("dvs", "e2e") and t else None),
                            "peak_memory_bytes": None, "device": info["device"], "threads": args.threads,
                            "torch": torch.__version__, "date": meta["date"], "machine": info["machine"]}
                     if group == "roofline":
@@ -628,6 +700,11 @@ def main(argv=None) -> int:
                                    roofline_fraction=(roofline_fraction(v.phase, p, t, copy_t)
                                                       if t and copy_t else None))
                         if v.phase == "copy":
+                            row["ratio_to_sj_torch"] = None
+                    elif group == "e2e":
+                        row.update(phase=v.phase, bare_time_s=bare_t,
+                                   neuron_share=None if v.phase else e2e.neuron_share(t, bare_t))
+                        if v.phase:
                             row["ratio_to_sj_torch"] = None
                     elif v.status == "ok" and not args.no_memory:
                         if device.type == "cuda":
@@ -643,6 +720,8 @@ def main(argv=None) -> int:
                     label = v.label + (f" {v.phase}" if v.phase else "")
                     if row.get("roofline_fraction") is not None:
                         shown += f" ({100 * row['roofline_fraction']:.0f} % of copy)"
+                    if row.get("neuron_share") is not None:
+                        shown += f" ({100 * row['neuron_share']:.0f} % in neurons)"
                     print(f"  {name} | {label}: {shown if v.status == 'ok' else v.status} | peak {mem}",
                           flush=True)
                 del variants
@@ -655,7 +734,9 @@ def main(argv=None) -> int:
     result = {"meta": meta, "rows": rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{now.strftime('%Y-%m-%d')}_{_slug(info['host'])}-{device.type}" + ("_quick" if args.quick else "")
+    # a run of other groups than the default ones names them, so it never overwrites that day's default run
+    only = "" if set(groups) == set(GROUPS) else "_" + "-".join(groups)
+    stem = f"{now.strftime('%Y-%m-%d')}_{_slug(info['host'])}-{device.type}{only}" + ("_quick" if args.quick else "")
     (out / f"{stem}.json").write_text(json.dumps(result, indent=2))
     md = markdown(result)
     (out / f"{stem}.md").write_text(md)

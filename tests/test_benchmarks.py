@@ -120,3 +120,90 @@ def test_roofline_group_cases_and_byte_model(tmp_path):
     line = next(line for line in latest.splitlines() if line.startswith("| LIF T=4,"))
     assert "snnedu (cpu)" in line and "| 2 / 3 / 5 | 50 / 50 / 50 % | 0.50 |" in line
     assert len(line.split("|")) == 7          # five columns: narrow enough for the Speed page
+
+
+def _bench_modules():
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks import e2e, peers, run
+    finally:
+        sys.path.remove(str(ROOT))
+    peers.use_bench_extra()
+    return e2e, peers, run
+
+
+@pytest.mark.parametrize("make", [
+    lambda snnedu: snnedu.LIF(tau=2.0),
+    lambda snnedu: snnedu.LIF(tau=3.0, decay_input=False, v_threshold=0.8, surrogate="sigmoid", detach_reset=True),
+    lambda snnedu: snnedu.PLIF(tau_init=2.0, detach_reset=True),
+    lambda snnedu: snnedu.MLF(K=3, v_threshold=0.6, a=1.0, decay=0.25),
+], ids=["LIF", "LIF-sigmoid", "PLIF", "MLF"])
+def test_e2e_spikingjelly_twins_compute_the_same_neuron(make):
+    """The e2e group's claim that only the implementation differs: each SpikingJelly twin gives snnedu's
+    spikes and input gradients on the same input."""
+    import torch
+    import snnedu
+    e2e, peers, _ = _bench_modules()
+    try:
+        sjf = peers._import("spikingjelly", "spikingjelly.activation_based.functional")
+    except peers.NotInstalled as e:  # `make test` installs the peers; a bare pytest may not have them
+        pytest.skip(str(e))
+    ours = make(snnedu)
+    twin = e2e.sj_neuron(ours)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(8, 4, 256, generator=g) * 1.5 + 0.6).requires_grad_(True)
+    out = ours(x)
+    (gx,) = torch.autograd.grad((out * torch.linspace(0, 1, 256)).sum(), x)
+    sjf.reset_net(twin)
+    out_sj = twin(x)
+    (gx_sj,) = torch.autograd.grad((out_sj * torch.linspace(0, 1, 256)).sum(), x)
+    assert out.sum() > 100 and (out == out_sj).float().mean() > 0.999   # spikes (a last-ulp flip allowed)
+    close = torch.isclose(gx, gx_sj, rtol=1e-4, atol=1e-5).float().mean()
+    assert close > 0.99
+
+
+def test_e2e_twin_swap_keeps_layers_and_sharing():
+    import torch.nn as nn
+    import snnedu
+    e2e, _, _ = _bench_modules()
+    shared = snnedu.LIF()
+    net = nn.Sequential(snnedu.TimeDistributed(nn.Linear(4, 4)), shared, nn.Sequential(shared, snnedu.MLF(K=2)))
+    bare = e2e.swap_neurons(net, lambda m: nn.Identity())
+    assert isinstance(bare[1], nn.Identity) and bare[1] is bare[2][0] and isinstance(bare[2][1], nn.Identity)
+    assert isinstance(net[1], snnedu.LIF)                        # the original is untouched (a deep copy)
+    assert bare[0].module.weight is not net[0].module.weight and (bare[0].module.weight == net[0].module.weight).all()
+    with pytest.raises(Exception, match="no twin here"):
+        e2e.sj_neuron(snnedu.LIF(learn_threshold="neuron"))
+    assert e2e.neuron_share(4.0, 1.0) == pytest.approx(0.75) and e2e.neuron_share(None, 1.0) is None
+
+
+def test_e2e_group_quick_run(tmp_path):
+    """Chapter networks end to end: every variant of a case shares its weights, the no-neuron row gives the
+    share of the step in neurons, and the table has its own section of latest.md."""
+    result, md = _run(tmp_path, "--only", "e2e", "--nets", "ch1_cnn,ch4_mlp12", "--libs", "snnedu,spikingjelly",
+                      "--repeats", "1")
+    e2e, _, run = _bench_modules()
+    rows = result["rows"]
+    assert {r["group"] for r in rows} == {"e2e"} and len({r["case"] for r in rows}) == 2
+    for case in {r["case"] for r in rows}:
+        rs = [r for r in rows if r["case"] == case]
+        assert [(r["library"], r["backend"]) for r in rs] == [("snnedu", "reference"), ("snnedu", "cpu"),
+                                                            ("spikingjelly", "torch"), ("torch", "nn.Identity")]
+        bare = rs[-1]
+        assert bare["phase"] == "no neurons" and bare["status"] == "ok" and bare["neuron_share"] is None
+        for r in rs[:-1]:
+            if r["status"] == "ok":
+                assert r["neuron_share"] == pytest.approx(1 - bare["time_s"] / r["time_s"])
+                assert r["samples_per_s"] == pytest.approx(r["params"]["batch"] / r["time_s"])
+        assert all(r["status"] == "ok" for r in rs if r["library"] == "snnedu")
+    assert run.E2E_MARK in md and "| network, step | variant |" in md
+    assert md.count("no neurons (nn.Identity)") == 2 and run.markdown(result) == md
+    # latest.md keeps the other sections, in a fixed order, whatever group a run wrote
+    latest = tmp_path / "latest.md"
+    latest.write_text("**Machine:** old\n\n| case |\n\n" + run.ROOFLINE_MARK + "\n\nold roofline\n")
+    text = run.write_latest(tmp_path, result).read_text()
+    assert text.startswith("**Machine:** old") and text.index(run.E2E_MARK) < text.index(run.ROOFLINE_MARK)
+    assert "old roofline" in text and text.count("| network, step |") == 1
+    parts = {k: v.strip() for k, v in run._split(text).items()}
+    assert set(parts) == {"main", "e2e", "roofline"} and parts["roofline"] == "old roofline"
+    assert parts["main"] == "**Machine:** old\n\n| case |" and parts["e2e"] == md.split(run.E2E_MARK)[1].strip()

@@ -20,7 +20,6 @@ accuracy measured on it says anything about N-MNIST; the marker ``snnedu_standin
 from __future__ import annotations
 
 import functools
-import time
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -33,9 +32,7 @@ from ..errors import DataError, HyperParameterError, InputError
 from .common import DataSplit, _new_dirs_cleanup, data_root
 from .dvs import FrameSetting, _standin_info
 from .dvs_sim import simulate_dvs
-from .frame_cache import build_lock
-from .standins import (_PARTIAL_MARKER, _bars_off, _check_seed, _child_rng, _finish_writing,
-                       _read_marker, _reuse, _start_writing)
+from .standins import _bars_off, _check_seed, _child_rng, _write_standin
 from .tonic_adapter import from_tonic
 
 __all__ = ["load_nmnist", "write_nmnist_standin", "nmnist_video", "saccade_offsets", "write_nmnist_bin",
@@ -228,21 +225,11 @@ def write_nmnist_standin(root, *, n_train_per_class: int = 50, n_test_per_class:
               "n_train_per_class": counts["train"], "n_test_per_class": counts["test"],
               "size": NMNIST_SENSOR, "format_version": _FORMAT_VERSION}
     what = f"{len(all_files)} recordings ({len(files['train'])} train / {len(files['test'])} test)"
-    if _reuse(folder, wanted, all_files, what):
-        return folder
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with build_lock(folder) as waited:
-        if waited and _reuse(folder, wanted, all_files, what):
-            return folder
-        marker = _read_marker(folder)
-        ours = (folder / _PARTIAL_MARKER).exists() or (marker or {}).get("source") == NMNIST_STANDIN_SOURCE
-        own = [f for sub in _FOLDERS.values() for f in folder.glob(f"{sub}/[0-9]/*.bin")] if folder.is_dir() else []
-        if own and not ours:
-            raise DataError(f"{folder} already holds N-MNIST .bin files that snnedu did not generate (the real "
-                            "dataset?); refusing to write a stand-in over them -- choose another root")
-        start = time.perf_counter()
-        _start_writing(folder, NMNIST_STANDIN_SOURCE, own)
+    def own():
+        return [f for sub in _FOLDERS.values() for f in folder.glob(f"{sub}/[0-9]/*.bin")] if folder.is_dir() else []
+
+    def write():
         n_events = 0
         with tqdm(total=len(all_files), desc="SimN-MNIST stand-in", unit="rec", leave=False,
                   disable=_bars_off(progress)) as bar:
@@ -254,8 +241,8 @@ def write_nmnist_standin(root, *, n_train_per_class: int = 50, n_test_per_class:
                         write_nmnist_bin(folder / _FOLDERS[s] / str(d) / f"{i:05d}.bin", ev)
                         n_events += ev.size
                         bar.update(1)
-        _finish_writing(folder, {**wanted, "n_recordings": len(all_files), "n_events": int(n_events)}, what, start)
-        return folder
+        return {"n_recordings": len(all_files), "n_events": int(n_events)}
+    return _write_standin(folder, wanted, all_files, what, own, write, data_suffix=".bin")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -261,21 +261,51 @@ def _reuse(folder: Path, wanted: Dict, files: Sequence[Path], what: str) -> bool
     return True
 
 
-def _start_writing(folder: Path, source: str, own_files: Sequence[Path]) -> None:
-    """Claim ``folder`` for a (re)generation: refuse foreign data, mark it partial, drop our old files."""
+def _start_writing(folder: Path, source: str, own_files: Sequence[Path], data_suffix: str = ".aedat") -> None:
+    """Claim ``folder`` for a (re)generation: refuse foreign data (a marker of another source, or
+    ``*data_suffix`` files without our marker), mark it partial, drop our old files."""
     folder.mkdir(parents=True, exist_ok=True)
     marker = _read_marker(folder)
     ours = (folder / _PARTIAL_MARKER).exists() or (marker is not None and marker.get("source") == source)
     if not ours and (folder / STANDIN_MARKER).exists():
         raise DataError(f"{folder} holds a {STANDIN_MARKER} of another data set "
                         f"({(marker or {}).get('source', 'unreadable')}); choose another root")
-    if not ours and any(folder.rglob("*.aedat")):
-        raise DataError(f"{folder} already holds .aedat files that snnedu did not generate (the real "
+    if not ours and any(folder.rglob("*" + data_suffix)):
+        raise DataError(f"{folder} already holds {data_suffix} files that snnedu did not generate (the real "
                         f"dataset?); refusing to write a stand-in over them — choose another root")
     atomic_write_bytes(folder / _PARTIAL_MARKER, json.dumps({"source": source}).encode())
     (folder / STANDIN_MARKER).unlink(missing_ok=True)
     for f in own_files:
         f.unlink(missing_ok=True)
+
+
+def _write_standin(folder: Path, wanted: Dict, files: Sequence[Path], what: str,
+                  own_files: Callable[[], Sequence[Path]], write: Callable[[], Dict],
+                  data_suffix: str = ".aedat") -> Path:
+    """The protocol every stand-in writer follows: reuse a complete stand-in with the settings ``wanted``;
+    otherwise, holding the folder's build lock (and reusing what another process finished meanwhile),
+    claim the folder (:func:`_start_writing`, which deletes ``own_files()``), run ``write()`` and finish
+    with the marker: ``wanted`` plus the fields ``write()`` returns (at least ``n_events``).
+
+    Args:
+        folder: the stand-in's root.
+        wanted: the settings that make a stand-in reusable (``source`` and ``seed`` among them).
+        files: every data file of a complete stand-in.
+        what: one phrase for the printed line, e.g. ``"40 recordings (10 classes x 4)"``.
+        own_files: the files of an earlier (partial) generation, found when the lock is held.
+        write: writes the data files; returns the marker's further fields.
+        data_suffix: suffix of the data set's files (foreign ones make the writer refuse the folder).
+    """
+    if _reuse(folder, wanted, files, what):
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with build_lock(folder) as waited:  # two processes asking for one stand-in take turns
+        if waited and _reuse(folder, wanted, files, what):
+            return folder
+        start = time.perf_counter()
+        _start_writing(folder, wanted["source"], own_files(), data_suffix)
+        _finish_writing(folder, {**wanted, **write()}, what, start)
+    return folder
 
 
 def _finish_writing(folder: Path, marker: Dict, what: str, start: float) -> None:
@@ -390,16 +420,11 @@ def write_gesture_standin(root, *, n_train_users: int = 4, n_test_users: int = 2
               "repeats": repeats, "size": size, "format_version": _FORMAT_VERSION}
     what = (f"{len(recordings)} recordings ({n_train_users} train / {n_test_users} test users x "
             f"{len(lightings)} lightings), {len(recordings) * 11 * repeats} gestures")
-    if _reuse(folder, wanted, files, what):
-        return folder
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with build_lock(folder) as waited:  # two processes asking for one stand-in take turns
-        if waited and _reuse(folder, wanted, files, what):
-            return folder
-        start = time.perf_counter()
-        own = [f for pat in ("user*.aedat", "user*_labels.csv") for f in folder.glob(pat)] if folder.is_dir() else []
-        _start_writing(folder, GESTURE_STANDIN_SOURCE, own)
+    def own():
+        return [f for pat in ("user*.aedat", "user*_labels.csv") for f in folder.glob(pat)] if folder.is_dir() else []
+
+    def write():
         n_events = 0
         with tqdm(total=len(recordings), desc="SimGesture-11 stand-in", unit="rec", leave=False,
                   disable=_bars_off(progress)) as bar:
@@ -414,9 +439,9 @@ def write_gesture_standin(root, *, n_train_users: int = 4, n_test_users: int = 2
         atomic_write_bytes(folder / "trials_to_test.txt", "".join(n + "\n" for n in test).encode())
         mapping = "action,label\n" + "".join(f"{c},{i + 1}\n" for i, c in enumerate(GESTURE_CLASSES))
         atomic_write_bytes(folder / "gesture_mapping.csv", mapping.encode())
-        _finish_writing(folder, {**wanted, "n_recordings": len(recordings),
-                                 "n_gestures": len(recordings) * 11 * repeats, "n_events": int(n_events)}, what, start)
-        return folder
+        return {"n_recordings": len(recordings), "n_gestures": len(recordings) * 11 * repeats,
+                "n_events": int(n_events)}
+    return _write_standin(folder, wanted, files, what, own, write)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -510,16 +535,11 @@ def write_cifar10dvs_standin(root, *, n_per_class: int = 40, size: int = 128, se
               "generator": "snnedu.data.standins.write_cifar10dvs_standin", "seed": seed,
               "n_per_class": n_per_class, "size": size, "format_version": _FORMAT_VERSION}
     what = f"{len(files)} recordings ({len(classes)} classes x {n_per_class})"
-    if _reuse(folder, wanted, files, what):
-        return folder
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with build_lock(folder) as waited:  # two processes asking for one stand-in take turns
-        if waited and _reuse(folder, wanted, files, what):
-            return folder
-        start = time.perf_counter()
-        own = [f for c in classes if (folder / c).is_dir() for f in (folder / c).glob(f"cifar10_{c}_*.aedat")]
-        _start_writing(folder, CIFAR10DVS_STANDIN_SOURCE, own)
+    def own():
+        return [f for c in classes if (folder / c).is_dir() for f in (folder / c).glob(f"cifar10_{c}_*.aedat")]
+
+    def write():
         images, labels, _, _ = synthetic_cifar10(10 * n_per_class, 10, seed)
         images, labels = images.numpy(), labels.numpy()
         n_events = 0
@@ -537,5 +557,5 @@ def write_cifar10dvs_standin(root, *, n_per_class: int = 40, size: int = 128, se
                     write_aedat20(folder / name / f"cifar10_{name}_{i}.aedat", ev, durable=False)
                     n_events += ev.size
                     bar.update(1)
-        _finish_writing(folder, {**wanted, "n_recordings": len(files), "n_events": int(n_events)}, what, start)
-        return folder
+        return {"n_recordings": len(files), "n_events": int(n_events)}
+    return _write_standin(folder, wanted, files, what, own, write)
