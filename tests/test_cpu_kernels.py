@@ -129,6 +129,21 @@ def test_time_broadcast_output_gradient_matches():
         torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
 
 
+def test_buffer_pool_keeps_enough_for_two_large_buffers(monkeypatch):
+    """The pool keeps 1/8 of the RAM, between 1 and 4 GiB: enough for the spikes and the input gradient
+    of a T=64, 4 M-neuron layer (1 GiB each), so neither comes fresh from the system at every step."""
+    import os
+    from snnedu.kernels import cpu
+    ram = {"SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(os, "sysconf", lambda name: ram[name])
+    for phys_gib, kept_gib in ((2, 1), (24, 3), (128, 4)):
+        ram["SC_PHYS_PAGES"] = phys_gib * (1 << 30) // 4096
+        assert cpu._pool_bytes() == kept_gib << 30
+    monkeypatch.setattr(os, "sysconf", lambda name: (_ for _ in ()).throw(ValueError(name)))
+    assert cpu._pool_bytes() == 1 << 30
+    assert cpu._pool.max_bytes >= 1 << 30
+
+
 def test_buffer_pool_reuses_only_dead_buffers():
     from snnedu.kernels.cpu import _BufferPool
 

@@ -190,7 +190,7 @@ class _ALIFMultistep(torch.autograd.Function):
         T, J = lay.T, lay.J
         need_k = bool(ctx.needs_input_grad[3]) and spec.charge != Charge.IF
         need_th = bool(ctx.needs_input_grad[4])
-        gs, per_step = output_grad(g_spikes, T, 1, J)   # (autograd hands over zeros for an unused output)
+        gs, per_step, _ = output_grad(g_spikes, T, 1, J)   # (autograd hands over zeros for an unused output)
         gx = _pool.empty(T, J)
         gv0, ga0, gk, gth = (torch.empty(1, J) for _ in range(4))
         set_threads()
